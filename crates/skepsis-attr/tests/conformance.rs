@@ -1,0 +1,167 @@
+//! Conformance: every case of `shared/conformance/cases.json` whose method skepsis
+//! implements must match the attributions of the established Python libraries (captum,
+//! zennit) on the same weights and inputs, in float32, within the case's tolerances
+//! (`|actual - expected| <= atol + rtol * |expected|`, element-wise).
+//!
+//! The fixture directory comes from `SKEPSIS_CONFORMANCE_DIR` (default
+//! `../shared/conformance` next to the repository). The test fails if any case that ran
+//! misses, or if no case ran; it prints `conformance: P passed, F failed, S skipped` and the
+//! names of the skipped methods (visible with `--nocapture`).
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use serde::Deserialize;
+use skepsis_attr::{Gradient, GradientXInput, Method, Target};
+use skepsis_nn::{model_file, Model};
+
+#[derive(Debug, Deserialize)]
+struct Case {
+    case: String,
+    model: String,
+    method: String,
+    params: serde_json::Value,
+    file: String,
+    tensors: HashMap<String, String>,
+    expected_shape: Vec<usize>,
+    rtol: f64,
+    atol: f64,
+}
+
+fn conformance_dir() -> PathBuf {
+    match std::env::var_os("SKEPSIS_CONFORMANCE_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance"),
+    }
+}
+
+/// The skepsis method that reproduces `method` with `params`, or `None` when skepsis does
+/// not implement it (yet).
+fn method_for(method: &str, params: &serde_json::Value) -> Option<Box<dyn Method>> {
+    let no_params = params.as_object().is_none_or(|m| m.is_empty());
+    match method {
+        "gradient" if no_params => Some(Box::new(Gradient::default())),
+        "gradient_x_input" if no_params => Some(Box::new(GradientXInput::default())),
+        _ => None,
+    }
+}
+
+struct Fixtures {
+    dir: PathBuf,
+    models: HashMap<String, Model>,
+    files: HashMap<String, HashMap<String, Tensor>>,
+}
+
+impl Fixtures {
+    fn model(&mut self, name: &str) -> &Model {
+        let dir = self.dir.join("models").join(name);
+        self.models.entry(name.to_string()).or_insert_with(|| {
+            model_file::load(&dir, DType::F32, &Device::Cpu)
+                .unwrap_or_else(|e| panic!("loading conformance model {}: {e}", dir.display()))
+        })
+    }
+
+    fn tensor(&mut self, file: &str, key: &str) -> Tensor {
+        let path = self.dir.join(file);
+        let tensors = self.files.entry(file.to_string()).or_insert_with(|| {
+            candle_core::safetensors::load(&path, &Device::Cpu)
+                .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+        });
+        tensors.get(key).unwrap_or_else(|| panic!("{file} lacks tensor '{key}'")).clone()
+    }
+}
+
+/// Largest violation of the tolerance (<= 0 when every element passes), with the worst
+/// element's actual and expected values.
+fn worst_violation(actual: &Tensor, expected: &Tensor, rtol: f64, atol: f64) -> (f64, f64, f64) {
+    let a = actual.flatten_all().unwrap().to_dtype(DType::F64).unwrap().to_vec1::<f64>().unwrap();
+    let e = expected.flatten_all().unwrap().to_dtype(DType::F64).unwrap().to_vec1::<f64>().unwrap();
+    let mut worst = (f64::NEG_INFINITY, 0.0, 0.0);
+    for (x, y) in a.iter().zip(&e) {
+        let excess = if x.is_finite() { (x - y).abs() - (atol + rtol * y.abs()) } else { f64::INFINITY };
+        if excess > worst.0 {
+            worst = (excess, *x, *y);
+        }
+    }
+    worst
+}
+
+#[test]
+fn conformance_cases() {
+    let dir = conformance_dir();
+    let text = std::fs::read_to_string(dir.join("cases.json"))
+        .unwrap_or_else(|e| panic!("reading {}: {e} (set SKEPSIS_CONFORMANCE_DIR)", dir.join("cases.json").display()));
+    let cases: Vec<Case> = serde_json::from_str(&text).expect("cases.json parses");
+    let mut fx = Fixtures { dir, models: HashMap::new(), files: HashMap::new() };
+    let (mut passed, mut failed) = (0, 0);
+    let mut skipped = BTreeSet::new();
+    let mut skipped_count = 0;
+    let mut failures = Vec::new();
+    for case in &cases {
+        let (method_name, params) = if case.method == "input_invariance" {
+            (case.params["method"].as_str().unwrap_or_default().to_string(), serde_json::json!({}))
+        } else {
+            (case.method.clone(), case.params.clone())
+        };
+        let Some(method) = method_for(&method_name, &params) else {
+            skipped.insert(format!("{} {}", case.method, case.params));
+            skipped_count += 1;
+            continue;
+        };
+        let input = fx.tensor(&case.file, &case.tensors["input"]);
+        let target = fx.tensor(&case.file, &case.tensors["target"]);
+        let targets: Vec<usize> =
+            target.to_dtype(DType::I64).unwrap().to_vec1::<i64>().unwrap().iter().map(|&t| t as usize).collect();
+        let mut runs = vec![(case.model.clone(), input, "expected")];
+        if case.method == "input_invariance" {
+            let shifted_model = case.params["shifted_model"].as_str().expect("shifted_model").to_string();
+            runs.push((shifted_model, fx.tensor(&case.file, &case.tensors["input_shifted"]), "expected_shifted"));
+        }
+        let mut ok = true;
+        for (model_name, x, role) in runs {
+            let expected = fx.tensor(&case.file, &case.tensors[role]);
+            let model = fx.model(&model_name).clone();
+            let result = method.attribute(&model, &x, &Target::Classes(targets.clone()));
+            match result {
+                Ok(attr) if attr.map.dims() == case.expected_shape.as_slice() => {
+                    let (excess, a, e) = worst_violation(&attr.map, &expected, case.rtol, case.atol);
+                    if excess > 0.0 {
+                        ok = false;
+                        failures.push(format!(
+                            "{} ({role}): worst element {a:e} vs expected {e:e} (atol {:e}, rtol {:e})",
+                            case.case, case.atol, case.rtol
+                        ));
+                    }
+                }
+                Ok(attr) => {
+                    ok = false;
+                    failures.push(format!(
+                        "{}: shape {:?}, expected {:?}",
+                        case.case,
+                        attr.map.dims(),
+                        case.expected_shape
+                    ));
+                }
+                Err(e) => {
+                    ok = false;
+                    failures.push(format!("{}: error: {e}", case.case));
+                }
+            }
+        }
+        if ok {
+            passed += 1;
+        } else {
+            failed += 1;
+        }
+    }
+    println!("conformance: {passed} passed, {failed} failed, {skipped_count} skipped");
+    for s in &skipped {
+        println!("  skipped method: {s}");
+    }
+    for f in &failures {
+        println!("  FAILED {f}");
+    }
+    assert!(failures.is_empty(), "{} conformance case(s) failed:\n{}", failed, failures.join("\n"));
+    assert!(passed > 0, "no conformance case ran");
+}

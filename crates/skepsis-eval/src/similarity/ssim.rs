@@ -1,0 +1,234 @@
+//! Structural similarity (Wang et al. 2004) as skimage.metrics.structural_similarity computes it
+//! with Gaussian weights.
+
+use serde::{Deserialize, Serialize};
+
+use super::{is_constant, Degeneracy, Similarity};
+use crate::dims::MapDims;
+use crate::error::{EvalError, Result};
+
+/// Gaussian window standard deviation (Wang et al. 2004; skimage `sigma=1.5`).
+pub const SSIM_SIGMA: f64 = 1.5;
+/// Window radius: scipy's `int(truncate * sigma + 0.5)` with skimage's `truncate = 3.5`,
+/// i.e. 5, an 11-tap window.
+pub const SSIM_RADIUS: usize = 5;
+/// Stabilizer constants of Wang et al. (2004): `C1 = (K1 L)^2`, `C2 = (K2 L)^2`.
+pub const SSIM_K1: f64 = 0.01;
+/// See [`SSIM_K1`].
+pub const SSIM_K2: f64 = 0.03;
+/// Number of window taps in 2-D, `11 * 11`: skimage's `NP` in the sample-covariance factor.
+const WINDOW_POINTS: f64 = ((2 * SSIM_RADIUS + 1) * (2 * SSIM_RADIUS + 1)) as f64;
+
+/// Which second moments SSIM uses inside each window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SsimCovariance {
+    /// Population moments `v = E[x^2] - E[x]^2` (skimage `use_sample_covariance=False`).
+    #[default]
+    Population,
+    /// Population moments times `NP / (NP - 1)`, `NP = 121` (skimage
+    /// `use_sample_covariance=True`, its default, used by Adebayo et al.'s code).
+    Sample,
+}
+
+/// Options of [`ssim`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SsimOptions {
+    /// Dynamic range `L` of the maps in `C1 = (K1 L)^2`, `C2 = (K2 L)^2`. Must be > 0.
+    pub data_range: f64,
+    /// Population or sample (co)variances.
+    pub covariance: SsimCovariance,
+}
+
+impl Default for SsimOptions {
+    /// `data_range = 1` (maps min-max scaled to `[0, 1]`), population moments: the conformance
+    /// definition and skepsis' default.
+    fn default() -> Self {
+        SsimOptions { data_range: 1.0, covariance: SsimCovariance::Population }
+    }
+}
+
+impl SsimOptions {
+    /// Exact reproduction of Adebayo et al.'s code (skimage 0.15 defaults for float input):
+    /// compared with [`Default`], it changes exactly two things: `data_range = 2` (skimage 0.15
+    /// took the range of the float dtype, `[-1, 1]`, so `C1`, `C2` are 4x larger) and sample
+    /// covariance (variances and covariance multiplied by `121 / 120`). Window, constants,
+    /// boundary and crop are unchanged.
+    pub fn sanity_checks_exact() -> Self {
+        SsimOptions { data_range: 2.0, covariance: SsimCovariance::Sample }
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.data_range.is_finite() && self.data_range > 0.0 {
+            Ok(())
+        } else {
+            Err(EvalError::InvalidParameter {
+                name: "data_range",
+                value: self.data_range.to_string(),
+                reason: "must be finite and > 0",
+            })
+        }
+    }
+}
+
+/// Mean structural similarity (Wang et al. 2004) of two maps of dimensions `dims`, exactly as
+/// `skimage.metrics.structural_similarity(a, b, data_range, gaussian_weights=True, sigma=1.5,
+/// use_sample_covariance)` computes it, per channel, then averaged over channels:
+///
+/// - local means `ux, uy` and moments `uxx, uyy, uxy` by a separable Gaussian filter
+///   (sigma 1.5, 11 taps `exp(-t^2 / (2 sigma^2))` normalized to sum 1; rows, then columns),
+///   boundary "reflect" = half-sample symmetric (`d c b a | a b c d`, scipy.ndimage's default);
+/// - `vx = f (uxx - ux^2)`, `vy = f (uyy - uy^2)`, `vxy = f (uxy - ux uy)` with `f = 1`
+///   (population) or `121 / 120` (sample);
+/// - `S = (2 ux uy + C1)(2 vxy + C2) / ((ux^2 + uy^2 + C1)(vx + vy + C2))`,
+///   `C1 = (0.01 L)^2`, `C2 = (0.03 L)^2`, `L = data_range`;
+/// - result = mean of `S` after cropping 5 pixels on every side.
+///
+/// The maps are used as given (no normalization here; [`compare`](crate::compare) min-max
+/// scales them first). SSIM stays defined on constant maps; they are reported as degenerate.
+///
+/// Errors: shape mismatch, non-finite values, maps smaller than 11x11 (skimage refuses them
+/// too), invalid `data_range`.
+pub fn ssim(a: &[f64], b: &[f64], dims: MapDims, options: &SsimOptions) -> Result<Similarity> {
+    dims.validate("a", a)?;
+    dims.validate("b", b)?;
+    options.validate()?;
+    let (height, width) = (dims.height(), dims.width());
+    let window = 2 * SSIM_RADIUS + 1;
+    if height < window || width < window {
+        return Err(EvalError::MapTooSmall {
+            metric: "ssim",
+            height,
+            width,
+            min_height: window,
+            min_width: window,
+        });
+    }
+    let pixels = dims.pixels();
+    let channels = dims.num_channels();
+    let total: f64 = (0..channels)
+        .map(|c| {
+            let range = c * pixels..(c + 1) * pixels;
+            ssim_plane(&a[range.clone()], &b[range], height, width, options)
+        })
+        .sum();
+    let degeneracy = Degeneracy::from_flags(is_constant(a), is_constant(b));
+    Ok(Similarity { value: total / channels as f64, degeneracy })
+}
+
+/// SSIM of one validated `[height, width]` channel.
+fn ssim_plane(x: &[f64], y: &[f64], height: usize, width: usize, options: &SsimOptions) -> f64 {
+    let weights = gaussian_weights();
+    let filter = |values: &[f64]| gaussian_filter(values, height, width, &weights);
+    let xx: Vec<f64> = x.iter().map(|v| v * v).collect();
+    let yy: Vec<f64> = y.iter().map(|v| v * v).collect();
+    let xy: Vec<f64> = x.iter().zip(y).map(|(u, v)| u * v).collect();
+    let (ux, uy) = (filter(x), filter(y));
+    let (uxx, uyy, uxy) = (filter(&xx), filter(&yy), filter(&xy));
+
+    let cov_norm = match options.covariance {
+        SsimCovariance::Population => 1.0,
+        SsimCovariance::Sample => WINDOW_POINTS / (WINDOW_POINTS - 1.0),
+    };
+    let c1 = (SSIM_K1 * options.data_range).powi(2);
+    let c2 = (SSIM_K2 * options.data_range).powi(2);
+
+    let pad = SSIM_RADIUS;
+    let mut sum = 0.0;
+    for r in pad..height - pad {
+        for c in pad..width - pad {
+            let i = r * width + c;
+            let vx = cov_norm * (uxx[i] - ux[i] * ux[i]);
+            let vy = cov_norm * (uyy[i] - uy[i] * uy[i]);
+            let vxy = cov_norm * (uxy[i] - ux[i] * uy[i]);
+            let a1 = 2.0 * ux[i] * uy[i] + c1;
+            let a2 = 2.0 * vxy + c2;
+            let b1 = ux[i] * ux[i] + uy[i] * uy[i] + c1;
+            let b2 = vx + vy + c2;
+            sum += (a1 * a2) / (b1 * b2);
+        }
+    }
+    let count = (height - 2 * pad) * (width - 2 * pad);
+    sum / count as f64
+}
+
+/// scipy.ndimage's 1-D Gaussian kernel: `exp(-0.5 / sigma^2 * t^2)`, `t = -5..=5`, normalized.
+/// Returned as the half kernel `w[0..=5]` (`w[j]` is the weight at offset `+-j`).
+fn gaussian_weights() -> [f64; SSIM_RADIUS + 1] {
+    let mut full = [0.0; 2 * SSIM_RADIUS + 1];
+    let factor = -0.5 / (SSIM_SIGMA * SSIM_SIGMA);
+    for (k, w) in full.iter_mut().enumerate() {
+        let t = k as f64 - SSIM_RADIUS as f64;
+        *w = (factor * (t * t)).exp();
+    }
+    let sum: f64 = full.iter().sum();
+    let mut half = [0.0; SSIM_RADIUS + 1];
+    for (j, w) in half.iter_mut().enumerate() {
+        *w = full[SSIM_RADIUS + j] / sum;
+    }
+    half
+}
+
+/// Separable Gaussian filter, axis 0 (rows) then axis 1 (columns), like scipy.ndimage.
+fn gaussian_filter(values: &[f64], height: usize, width: usize, half: &[f64]) -> Vec<f64> {
+    let mut along_rows = vec![0.0; values.len()];
+    let mut line = vec![0.0; height];
+    let mut out_line = vec![0.0; height];
+    for c in 0..width {
+        for r in 0..height {
+            line[r] = values[r * width + c];
+        }
+        correlate_symmetric(&line, half, &mut out_line);
+        for r in 0..height {
+            along_rows[r * width + c] = out_line[r];
+        }
+    }
+    let mut out = vec![0.0; values.len()];
+    for r in 0..height {
+        let row = r * width..(r + 1) * width;
+        correlate_symmetric(&along_rows[row.clone()], half, &mut out[row]);
+    }
+    out
+}
+
+/// 1-D correlation with a symmetric kernel and "reflect" (half-sample symmetric) boundary,
+/// summed like scipy's `NI_Correlate1D` for symmetric weights:
+/// `out[i] = w0 x[i] + sum_j wj (x[i + j] + x[i - j])`.
+fn correlate_symmetric(line: &[f64], half: &[f64], out: &mut [f64]) {
+    let n = line.len() as isize;
+    for (i, o) in out.iter_mut().enumerate() {
+        let i = i as isize;
+        let mut acc = line[i as usize] * half[0];
+        for (j, &w) in half.iter().enumerate().skip(1) {
+            let j = j as isize;
+            acc += (line[reflect(i + j, n)] + line[reflect(i - j, n)]) * w;
+        }
+        *o = acc;
+    }
+}
+
+/// Index into `0..n` of position `i` under half-sample symmetric reflection (period `2n`).
+fn reflect(i: isize, n: isize) -> usize {
+    let period = 2 * n;
+    let m = i.rem_euclid(period);
+    (if m < n { m } else { period - 1 - m }) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reflect_is_half_sample_symmetric() {
+        // d c b a | a b c d | d c b a  for n = 4
+        let got: Vec<usize> = (-4..8).map(|i| reflect(i, 4)).collect();
+        assert_eq!(got, vec![3, 2, 1, 0, 0, 1, 2, 3, 3, 2, 1, 0]);
+    }
+
+    #[test]
+    fn weights_sum_to_one() {
+        let w = gaussian_weights();
+        let sum = w[0] + 2.0 * w[1..].iter().sum::<f64>();
+        assert!((sum - 1.0).abs() < 1e-15);
+    }
+}

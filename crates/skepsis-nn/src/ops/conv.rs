@@ -1,0 +1,837 @@
+//! 2-D convolution: forward, input vector-Jacobian product and weight gradient.
+//!
+//! Definitions (NCHW input `x`, OIHW weight `w` with `C / groups` input channels per group,
+//! group `g` mapping input channels `g*C/G ..` to output channels `g*O/G ..`, zero padding):
+//!
+//! ```text
+//! y[n, o, i, j] = b[o] + sum_{c, p, q} w[o, c, p, q]
+//!                 * x[n, g(o)*C/G + c, i*sh + p*dh - pad_top, j*sw + q*dw - pad_left]
+//! ```
+//!
+//! where out-of-range input positions read zero. The input VJP is `x̄ = Jᵀ ȳ` (a transposed
+//! convolution) and the weight VJP is `w̄[o, c, p, q] = sum_{n, i, j} ȳ[n, o, i, j] * x[...]`.
+//!
+//! On the CPU all three are im2col + the `gemm` crate: per image and group the input is
+//! unfolded into a `[C/G * kh * kw, OH * OW]` column matrix so that the convolution is one
+//! matrix product with the `[O/G, C/G * kh * kw]` weight. Work is split over the batch with
+//! rayon (each task reuses one column buffer; gemm runs single-threaded inside tasks); when the
+//! batch is smaller than the thread pool the images run in sequence and gemm parallelises each
+//! product itself. 1x1 convolutions with unit stride and no padding skip im2col entirely.
+//!
+//! On other devices the forward pass uses candle's `Tensor::conv2d` where candle can express
+//! the geometry (equal strides and dilations on both axes; asymmetric padding is applied with
+//! `pad_with_zeros` first); the two VJPs, and forward passes candle cannot express, copy the
+//! operands to the CPU, run the kernels here and copy the result back. That is always correct
+//! but pays two transfers per call; a native GPU path can replace it without changing the API.
+
+use candle_core::{DType, Device, Tensor};
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+use super::{cpu_slice, from_cpu_vec, Conv2dSpec, Element};
+use crate::{Error, Result};
+
+/// Images per partial weight gradient. The batch is cut into fixed chunks of this size, each
+/// chunk's gradient is computed independently (in parallel) and the partials are summed in
+/// chunk order, so the weight gradient is bitwise the same whatever the number of threads.
+const WEIGHT_GRAD_CHUNK: usize = 8;
+
+/// Convolution output `y = conv(x, weight) + bias` (PyTorch's `F.conv2d` with the stride,
+/// padding, dilation and groups of `spec`; padding may be asymmetric).
+///
+/// `x` is `[N, C, H, W]`, `weight` is `[O, C / groups, kh, kw]` and `bias` (optional) is
+/// `[O]`; the result is `[N, O, OH, OW]` with `[OH, OW] = spec.output_hw([H, W], [kh, kw])`.
+/// Each output element is
+/// `y[n,o,i,j] = bias[o] + Σ_{c,p,q} weight[o,c,p,q] · x[n, g·C/groups + c, i·sh + p·dh − top,
+/// j·sw + q·dw − left]` with `g = o / (O / groups)` and zeros outside the input.
+///
+/// All operands must share one device and one dtype (F32 or F64); the result has that dtype.
+/// Errors: wrong ranks or shapes, channels or output channels not divisible by `groups`, zero
+/// stride, dilation, groups or kernel size, a (dilated) kernel larger than the padded input.
+pub fn conv2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, spec: &Conv2dSpec) -> Result<Tensor> {
+    const CTX: &str = "conv2d";
+    let g = ConvGeom::new(CTX, x.dims(), weight.dims(), spec)?;
+    let dtype = float_dtype(CTX, "input", x)?;
+    same_kind(CTX, "weight", x, weight)?;
+    if let Some(b) = bias {
+        same_kind(CTX, "bias", x, b)?;
+        if b.dims() != [g.o] {
+            return Err(Error::ShapeMismatch {
+                context: format!("{CTX}: bias"),
+                expected: vec![g.o],
+                found: b.dims().to_vec(),
+            });
+        }
+    }
+    if !x.device().is_cpu() {
+        return conv2d_device(x, weight, bias, spec, &g);
+    }
+    match dtype {
+        DType::F32 => conv2d_cpu::<f32>(x, weight, bias, &g),
+        _ => conv2d_cpu::<f64>(x, weight, bias, &g),
+    }
+}
+
+/// Input vector-Jacobian product of [`conv2d`]: `x̄ = (∂y/∂x)ᵀ · grad_out`, i.e. the
+/// transposed convolution of `grad_out` with `weight` (im2col's adjoint, col2im).
+///
+/// `grad_out` is `[N, O, OH, OW]`, `weight` is `[O, C / groups, kh, kw]` and `input_dims` is
+/// the `[N, C, H, W]` shape of the convolution's input; the result has shape `input_dims`:
+/// `x̄[n, g·C/groups + c, h, w] = Σ_{o in group g, i, j, p, q : i·sh + p·dh − top = h,
+/// j·sw + q·dw − left = w} weight[o,c,p,q] · grad_out[n,o,i,j]`. `grad_out` must have exactly the
+/// shape [`conv2d`] produces for `input_dims`, and the same dtype (F32 or F64) and device as
+/// `weight`. The bias does not enter the input gradient.
+pub fn conv2d_input_vjp(
+    grad_out: &Tensor,
+    weight: &Tensor,
+    input_dims: &[usize],
+    spec: &Conv2dSpec,
+) -> Result<Tensor> {
+    const CTX: &str = "conv2d_input_vjp";
+    let g = ConvGeom::new(CTX, input_dims, weight.dims(), spec)?;
+    let dtype = float_dtype(CTX, "grad_out", grad_out)?;
+    same_kind(CTX, "weight", grad_out, weight)?;
+    g.check_grad_out(CTX, grad_out)?;
+    if !grad_out.device().is_cpu() {
+        let dx = conv2d_input_vjp(&to_cpu(grad_out)?, &to_cpu(weight)?, input_dims, spec)?;
+        return Ok(dx.to_device(grad_out.device())?);
+    }
+    match dtype {
+        DType::F32 => input_vjp_cpu::<f32>(grad_out, weight, &g),
+        _ => input_vjp_cpu::<f64>(grad_out, weight, &g),
+    }
+}
+
+/// Weight vector-Jacobian product of [`conv2d`]: `w̄ = (∂y/∂weight)ᵀ · grad_out`, summed over
+/// the batch.
+///
+/// `x` is the convolution's input `[N, C, H, W]`, `grad_out` is `[N, O, OH, OW]` and
+/// `weight_dims` is `[O, C / groups, kh, kw]`; the result has shape `weight_dims`:
+/// `w̄[o,c,p,q] = Σ_{n,i,j} grad_out[n,o,i,j] · x[n, g·C/groups + c, i·sh + p·dh − top,
+/// j·sw + q·dw − left]` (zeros outside the input). The bias gradient is not included (it is
+/// `grad_out` summed over `N`, `OH` and `OW`). The batch is reduced in fixed chunks and fixed
+/// order, so the result does not depend on the number of threads.
+pub fn conv2d_weight_vjp(
+    x: &Tensor,
+    grad_out: &Tensor,
+    weight_dims: &[usize],
+    spec: &Conv2dSpec,
+) -> Result<Tensor> {
+    const CTX: &str = "conv2d_weight_vjp";
+    let g = ConvGeom::new(CTX, x.dims(), weight_dims, spec)?;
+    let dtype = float_dtype(CTX, "input", x)?;
+    same_kind(CTX, "grad_out", x, grad_out)?;
+    g.check_grad_out(CTX, grad_out)?;
+    if !x.device().is_cpu() {
+        let dw = conv2d_weight_vjp(&to_cpu(x)?, &to_cpu(grad_out)?, weight_dims, spec)?;
+        return Ok(dw.to_device(x.device())?);
+    }
+    match dtype {
+        DType::F32 => weight_vjp_cpu::<f32>(x, grad_out, &g),
+        _ => weight_vjp_cpu::<f64>(x, grad_out, &g),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation
+// ---------------------------------------------------------------------------------------------
+
+/// The validated geometry of one convolution.
+#[derive(Clone, Copy, Debug)]
+struct ConvGeom {
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    o: usize,
+    groups: usize,
+    /// Input channels per group.
+    cg: usize,
+    /// Output channels per group.
+    og: usize,
+    kh: usize,
+    kw: usize,
+    oh: usize,
+    ow: usize,
+    sh: usize,
+    sw: usize,
+    dh: usize,
+    dw: usize,
+    pad_top: usize,
+    pad_left: usize,
+    /// 1x1 kernel, unit stride, no padding: the input already is the column matrix.
+    pointwise: bool,
+}
+
+impl ConvGeom {
+    fn new(ctx: &str, input: &[usize], weight: &[usize], spec: &Conv2dSpec) -> Result<Self> {
+        let &[n, c, h, w] = input else {
+            return Err(Error::InvalidInput(format!(
+                "{ctx}: the input must have rank 4 [N, C, H, W], found shape {input:?}"
+            )));
+        };
+        let &[o, wc, kh, kw] = weight else {
+            return Err(Error::InvalidInput(format!(
+                "{ctx}: the weight must have rank 4 [O, C/groups, kh, kw], found shape {weight:?}"
+            )));
+        };
+        let groups = spec.groups;
+        if groups == 0 {
+            return Err(Error::parameter(ctx, "groups", "must be at least 1"));
+        }
+        if spec.stride.contains(&0) {
+            return Err(Error::parameter(ctx, "stride", "must be at least 1 on both axes"));
+        }
+        if spec.dilation.contains(&0) {
+            return Err(Error::parameter(ctx, "dilation", "must be at least 1 on both axes"));
+        }
+        if kh == 0 || kw == 0 {
+            return Err(Error::InvalidInput(format!(
+                "{ctx}: the weight has an empty kernel (shape {weight:?})"
+            )));
+        }
+        if c % groups != 0 {
+            return Err(Error::parameter(
+                ctx,
+                "groups",
+                format!("{groups} does not divide the {c} input channels"),
+            ));
+        }
+        if o % groups != 0 {
+            return Err(Error::parameter(
+                ctx,
+                "groups",
+                format!("{groups} does not divide the {o} output channels"),
+            ));
+        }
+        let cg = c / groups;
+        if wc != cg {
+            return Err(Error::ShapeMismatch {
+                context: format!(
+                    "{ctx}: weight for an input with {c} channels and {groups} group(s)"
+                ),
+                expected: vec![o, cg, kh, kw],
+                found: weight.to_vec(),
+            });
+        }
+        let Some([oh, ow]) = spec.output_hw([h, w], [kh, kw]) else {
+            let p = spec.padding;
+            return Err(Error::InvalidInput(format!(
+                "{ctx}: the {kh}x{kw} kernel with dilation {:?} does not fit the {}x{} padded \
+                 input (input {h}x{w}, padding top {} bottom {} left {} right {})",
+                spec.dilation,
+                h + p.top + p.bottom,
+                w + p.left + p.right,
+                p.top,
+                p.bottom,
+                p.left,
+                p.right
+            )));
+        };
+        let p = spec.padding;
+        let pointwise = kh == 1
+            && kw == 1
+            && spec.stride == [1, 1]
+            && p.top == 0
+            && p.bottom == 0
+            && p.left == 0
+            && p.right == 0;
+        Ok(ConvGeom {
+            n,
+            c,
+            h,
+            w,
+            o,
+            groups,
+            cg,
+            og: o / groups,
+            kh,
+            kw,
+            oh,
+            ow,
+            sh: spec.stride[0],
+            sw: spec.stride[1],
+            dh: spec.dilation[0],
+            dw: spec.dilation[1],
+            pad_top: p.top,
+            pad_left: p.left,
+            pointwise,
+        })
+    }
+
+    /// Rows of one group's column matrix (`C/G * kh * kw`).
+    fn k(&self) -> usize {
+        self.cg * self.kh * self.kw
+    }
+
+    /// Output positions per channel (`OH * OW`), the columns of the column matrix.
+    fn p(&self) -> usize {
+        self.oh * self.ow
+    }
+
+    fn input_image(&self) -> usize {
+        self.c * self.h * self.w
+    }
+
+    fn output_image(&self) -> usize {
+        self.o * self.p()
+    }
+
+    fn output_dims(&self) -> [usize; 4] {
+        [self.n, self.o, self.oh, self.ow]
+    }
+
+    /// Length of the im2col buffer one task needs (none for pointwise convolutions).
+    fn col_len(&self) -> usize {
+        if self.pointwise {
+            0
+        } else {
+            self.k() * self.p()
+        }
+    }
+
+    fn check_grad_out(&self, ctx: &str, grad_out: &Tensor) -> Result<()> {
+        let expected = self.output_dims();
+        if grad_out.dims() != expected {
+            return Err(Error::ShapeMismatch {
+                context: format!("{ctx}: grad_out (the shape of the convolution's output)"),
+                expected: expected.to_vec(),
+                found: grad_out.dims().to_vec(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether to spread the batch over rayon tasks (gemm single-threaded inside) rather than
+    /// run the images in sequence with gemm parallelising each product.
+    fn batch_parallel(&self) -> bool {
+        self.n > 1 && self.n >= rayon::current_num_threads()
+    }
+}
+
+/// The dtype of `t`, which must be F32 or F64.
+pub(crate) fn float_dtype(ctx: &str, what: &str, t: &Tensor) -> Result<DType> {
+    match t.dtype() {
+        dt @ (DType::F32 | DType::F64) => Ok(dt),
+        dt => Err(Error::InvalidInput(format!(
+            "{ctx}: the {what} has dtype {dt:?}; only F32 and F64 are supported"
+        ))),
+    }
+}
+
+/// Checks that `other` has the dtype and device of `reference`.
+pub(crate) fn same_kind(ctx: &str, what: &str, reference: &Tensor, other: &Tensor) -> Result<()> {
+    if other.dtype() != reference.dtype() {
+        return Err(Error::InvalidInput(format!(
+            "{ctx}: the {what} has dtype {:?} but the other operand has {:?}",
+            other.dtype(),
+            reference.dtype()
+        )));
+    }
+    if !other.device().same_device(reference.device()) {
+        return Err(Error::InvalidInput(format!(
+            "{ctx}: the {what} is on {:?} but the other operand is on {:?}",
+            other.device().location(),
+            reference.device().location()
+        )));
+    }
+    Ok(())
+}
+
+fn to_cpu(t: &Tensor) -> Result<Tensor> {
+    Ok(t.to_device(&Device::Cpu)?)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Non-CPU forward
+// ---------------------------------------------------------------------------------------------
+
+/// Forward pass with candle's own kernels (used on non-CPU devices; exercised on the CPU by the
+/// tests). candle's `conv2d` takes one stride, one dilation and one padding for both axes, so
+/// geometries with different strides or dilations per axis go through the CPU kernel instead.
+fn conv2d_device(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    spec: &Conv2dSpec,
+    g: &ConvGeom,
+) -> Result<Tensor> {
+    if spec.stride[0] != spec.stride[1] || spec.dilation[0] != spec.dilation[1] {
+        let y = conv2d(
+            &to_cpu(x)?,
+            &to_cpu(weight)?,
+            bias.map(to_cpu).transpose()?.as_ref(),
+            spec,
+        )?;
+        return Ok(y.to_device(x.device())?);
+    }
+    let p = spec.padding;
+    let uniform = p.top == p.bottom && p.top == p.left && p.left == p.right;
+    let (xp, pad) = if uniform {
+        (x.clone(), p.top)
+    } else {
+        (x.pad_with_zeros(2, p.top, p.bottom)?.pad_with_zeros(3, p.left, p.right)?, 0)
+    };
+    let y = xp.conv2d(weight, pad, spec.stride[0], spec.dilation[0], spec.groups)?;
+    match bias {
+        Some(b) => Ok(y.broadcast_add(&b.reshape((1, g.o, 1, 1))?)?),
+        None => Ok(y),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// CPU drivers (dtype-generic)
+// ---------------------------------------------------------------------------------------------
+
+fn conv2d_cpu<T: Element>(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    g: &ConvGeom,
+) -> Result<Tensor> {
+    let bias: Option<Vec<T>> = bias.map(|b| cpu_slice::<T, _>(b, |s| Ok(s.to_vec()))).transpose()?;
+    let out = cpu_slice::<T, _>(x, |xs| {
+        cpu_slice::<T, _>(weight, |ws| Ok(forward_kernel(xs, ws, bias.as_deref(), g)))
+    })?;
+    from_cpu_vec(out, g.output_dims().to_vec())
+}
+
+fn input_vjp_cpu<T: Element>(grad_out: &Tensor, weight: &Tensor, g: &ConvGeom) -> Result<Tensor> {
+    let dx = cpu_slice::<T, _>(grad_out, |gs| {
+        cpu_slice::<T, _>(weight, |ws| Ok(input_vjp_kernel(gs, ws, g)))
+    })?;
+    from_cpu_vec(dx, (g.n, g.c, g.h, g.w))
+}
+
+fn weight_vjp_cpu<T: Element>(x: &Tensor, grad_out: &Tensor, g: &ConvGeom) -> Result<Tensor> {
+    let dw = cpu_slice::<T, _>(x, |xs| {
+        cpu_slice::<T, _>(grad_out, |gs| Ok(weight_vjp_kernel(xs, gs, g)))
+    })?;
+    from_cpu_vec(dw, (g.o, g.cg, g.kh, g.kw))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Kernels on slices
+// ---------------------------------------------------------------------------------------------
+
+/// `[N, O, OH, OW]` output of the convolution of `x` (`[N, C, H, W]`) with `w`.
+fn forward_kernel<T: Element>(x: &[T], w: &[T], bias: Option<&[T]>, g: &ConvGeom) -> Vec<T> {
+    let mut out = vec![T::zero(); g.n * g.output_image()];
+    if out.is_empty() {
+        return out;
+    }
+    let in_img = g.input_image();
+    let image = |i: usize| &x[i * in_img..(i + 1) * in_img];
+    if g.batch_parallel() {
+        out.par_chunks_mut(g.output_image()).enumerate().for_each_init(
+            || vec![T::zero(); g.col_len()],
+            |col, (i, y)| forward_image(image(i), w, bias, g, col, y, Parallelism::None),
+        );
+    } else {
+        let mut col = vec![T::zero(); g.col_len()];
+        for (i, y) in out.chunks_mut(g.output_image()).enumerate() {
+            forward_image(image(i), w, bias, g, &mut col, y, Parallelism::Rayon(0));
+        }
+    }
+    out
+}
+
+/// One image: `y_g = W_g · im2col(x_g)` (+ bias) for every group `g`.
+fn forward_image<T: Element>(
+    x: &[T],
+    w: &[T],
+    bias: Option<&[T]>,
+    g: &ConvGeom,
+    col: &mut [T],
+    y: &mut [T],
+    par: Parallelism,
+) {
+    let (k, p, plane) = (g.k(), g.p(), g.h * g.w);
+    for grp in 0..g.groups {
+        let xg = &x[grp * g.cg * plane..][..g.cg * plane];
+        let wg = &w[grp * g.og * k..][..g.og * k];
+        let yg = &mut y[grp * g.og * p..][..g.og * p];
+        // Writing the bias first lets gemm accumulate onto it instead of a second pass.
+        if let Some(b) = bias {
+            for (row, &bo) in yg.chunks_mut(p).zip(&b[grp * g.og..][..g.og]) {
+                row.fill(bo);
+            }
+        }
+        let cols: &[T] = if g.pointwise {
+            xg
+        } else {
+            im2col(xg, g, col);
+            col
+        };
+        matmul(
+            g.og,
+            p,
+            k,
+            yg,
+            bias.is_some(),
+            Mat { data: wg, rs: k, cs: 1 },
+            Mat { data: cols, rs: p, cs: 1 },
+            par,
+        );
+    }
+}
+
+/// `[N, C, H, W]` input gradient for the output gradient `go` (`[N, O, OH, OW]`).
+fn input_vjp_kernel<T: Element>(go: &[T], w: &[T], g: &ConvGeom) -> Vec<T> {
+    let mut dx = vec![T::zero(); g.n * g.input_image()];
+    if dx.is_empty() {
+        return dx;
+    }
+    let out_img = g.output_image();
+    let image = |i: usize| &go[i * out_img..(i + 1) * out_img];
+    if g.batch_parallel() {
+        dx.par_chunks_mut(g.input_image()).enumerate().for_each_init(
+            || vec![T::zero(); g.col_len()],
+            |col, (i, dxi)| input_vjp_image(image(i), w, g, col, dxi, Parallelism::None),
+        );
+    } else {
+        let mut col = vec![T::zero(); g.col_len()];
+        for (i, dxi) in dx.chunks_mut(g.input_image()).enumerate() {
+            input_vjp_image(image(i), w, g, &mut col, dxi, Parallelism::Rayon(0));
+        }
+    }
+    dx
+}
+
+/// One image: `x̄_g = col2im(W_gᵀ · ȳ_g)` for every group `g`; `dx` must be zero on entry.
+fn input_vjp_image<T: Element>(
+    go: &[T],
+    w: &[T],
+    g: &ConvGeom,
+    col: &mut [T],
+    dx: &mut [T],
+    par: Parallelism,
+) {
+    let (k, p, plane) = (g.k(), g.p(), g.h * g.w);
+    for grp in 0..g.groups {
+        let gog = &go[grp * g.og * p..][..g.og * p];
+        let wg = &w[grp * g.og * k..][..g.og * k];
+        let dxg = &mut dx[grp * g.cg * plane..][..g.cg * plane];
+        let lhs = Mat { data: wg, rs: 1, cs: k };
+        let rhs = Mat { data: gog, rs: p, cs: 1 };
+        if g.pointwise {
+            matmul(k, p, g.og, dxg, false, lhs, rhs, par);
+        } else {
+            matmul(k, p, g.og, col, false, lhs, rhs, par);
+            col2im(col, g, dxg);
+        }
+    }
+}
+
+/// `[O, C/G, kh, kw]` weight gradient summed over the batch, in fixed chunks and fixed order.
+fn weight_vjp_kernel<T: Element>(x: &[T], go: &[T], g: &ConvGeom) -> Vec<T> {
+    let len = g.o * g.k();
+    if len == 0 || g.n == 0 || g.p() == 0 {
+        return vec![T::zero(); len];
+    }
+    let (in_img, out_img) = (g.input_image(), g.output_image());
+    let chunks = g.n.div_ceil(WEIGHT_GRAD_CHUNK);
+    let chunk = |col: &mut Vec<T>, ci: usize, par: Parallelism| {
+        let mut dw = vec![T::zero(); len];
+        let images = ci * WEIGHT_GRAD_CHUNK..((ci + 1) * WEIGHT_GRAD_CHUNK).min(g.n);
+        for i in images {
+            let xi = &x[i * in_img..(i + 1) * in_img];
+            let gi = &go[i * out_img..(i + 1) * out_img];
+            weight_vjp_image(xi, gi, g, col, &mut dw, par);
+        }
+        dw
+    };
+    let partials: Vec<Vec<T>> = if g.batch_parallel() && chunks > 1 {
+        (0..chunks)
+            .into_par_iter()
+            .map_init(|| vec![T::zero(); g.col_len()], |col, ci| chunk(col, ci, Parallelism::None))
+            .collect()
+    } else {
+        let mut col = vec![T::zero(); g.col_len()];
+        (0..chunks).map(|ci| chunk(&mut col, ci, Parallelism::Rayon(0))).collect()
+    };
+    let mut parts = partials.into_iter();
+    let mut total = parts.next().unwrap_or_else(|| vec![T::zero(); len]);
+    for part in parts {
+        for (t, v) in total.iter_mut().zip(part) {
+            *t = *t + v;
+        }
+    }
+    total
+}
+
+/// One image: `w̄_g += ȳ_g · im2col(x_g)ᵀ` for every group `g`.
+fn weight_vjp_image<T: Element>(
+    x: &[T],
+    go: &[T],
+    g: &ConvGeom,
+    col: &mut [T],
+    dw: &mut [T],
+    par: Parallelism,
+) {
+    let (k, p, plane) = (g.k(), g.p(), g.h * g.w);
+    for grp in 0..g.groups {
+        let xg = &x[grp * g.cg * plane..][..g.cg * plane];
+        let gog = &go[grp * g.og * p..][..g.og * p];
+        let dwg = &mut dw[grp * g.og * k..][..g.og * k];
+        let cols: &[T] = if g.pointwise {
+            xg
+        } else {
+            im2col(xg, g, col);
+            col
+        };
+        matmul(
+            g.og,
+            k,
+            p,
+            dwg,
+            true,
+            Mat { data: gog, rs: p, cs: 1 },
+            Mat { data: cols, rs: 1, cs: p },
+            par,
+        );
+    }
+}
+
+/// The outputs `j` in `[lo, hi)` (clipped to `[0, out_len)`) whose input position
+/// `j * stride + offset` lies inside `[0, in_len)`.
+fn valid_range(out_len: usize, in_len: usize, stride: usize, offset: isize) -> (usize, usize) {
+    let lo = if offset >= 0 { 0 } else { offset.unsigned_abs().div_ceil(stride) };
+    let end = in_len as isize - offset;
+    let hi = if end <= 0 { 0 } else { (end as usize).div_ceil(stride) };
+    let hi = hi.min(out_len);
+    (lo.min(hi), hi)
+}
+
+/// Unfolds one group's input `x` (`[C/G, H, W]`) into `col` (`[C/G * kh * kw, OH * OW]`,
+/// row `(c * kh + p) * kw + q`, column `i * OW + j`), zero where the kernel reads padding.
+fn im2col<T: Element>(x: &[T], g: &ConvGeom, col: &mut [T]) {
+    let (p_len, plane) = (g.p(), g.h * g.w);
+    let zero = T::zero();
+    let mut rows = col.chunks_exact_mut(p_len);
+    for c in 0..g.cg {
+        let src_plane = &x[c * plane..][..plane];
+        for ki in 0..g.kh {
+            let roff = (ki * g.dh) as isize - g.pad_top as isize;
+            let (r_lo, r_hi) = valid_range(g.oh, g.h, g.sh, roff);
+            for kj in 0..g.kw {
+                let coff = (kj * g.dw) as isize - g.pad_left as isize;
+                let (c_lo, c_hi) = valid_range(g.ow, g.w, g.sw, coff);
+                let Some(row) = rows.next() else { return };
+                row[..r_lo * g.ow].fill(zero);
+                row[r_hi * g.ow..].fill(zero);
+                for i in r_lo..r_hi {
+                    let iy = ((i * g.sh) as isize + roff) as usize;
+                    let src = &src_plane[iy * g.w..][..g.w];
+                    let dst = &mut row[i * g.ow..][..g.ow];
+                    dst[..c_lo].fill(zero);
+                    dst[c_hi..].fill(zero);
+                    if c_hi > c_lo {
+                        let s0 = ((c_lo * g.sw) as isize + coff) as usize;
+                        if g.sw == 1 {
+                            dst[c_lo..c_hi].copy_from_slice(&src[s0..s0 + (c_hi - c_lo)]);
+                        } else {
+                            let srcs = src[s0..].iter().step_by(g.sw);
+                            for (d, &s) in dst[c_lo..c_hi].iter_mut().zip(srcs) {
+                                *d = s;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Adjoint of [`im2col`]: adds every entry of `col` onto the input position it was read from
+/// (entries that came from padding are dropped).
+fn col2im<T: Element>(col: &[T], g: &ConvGeom, dx: &mut [T]) {
+    let (p_len, plane) = (g.p(), g.h * g.w);
+    let mut rows = col.chunks_exact(p_len);
+    for c in 0..g.cg {
+        let dst_plane = &mut dx[c * plane..][..plane];
+        for ki in 0..g.kh {
+            let roff = (ki * g.dh) as isize - g.pad_top as isize;
+            let (r_lo, r_hi) = valid_range(g.oh, g.h, g.sh, roff);
+            for kj in 0..g.kw {
+                let coff = (kj * g.dw) as isize - g.pad_left as isize;
+                let (c_lo, c_hi) = valid_range(g.ow, g.w, g.sw, coff);
+                let Some(row) = rows.next() else { return };
+                if c_hi <= c_lo {
+                    continue;
+                }
+                let s0 = ((c_lo * g.sw) as isize + coff) as usize;
+                for i in r_lo..r_hi {
+                    let iy = ((i * g.sh) as isize + roff) as usize;
+                    let dst = &mut dst_plane[iy * g.w..][..g.w];
+                    let src = &row[i * g.ow..][..g.ow][c_lo..c_hi];
+                    if g.sw == 1 {
+                        for (d, &s) in dst[s0..s0 + (c_hi - c_lo)].iter_mut().zip(src) {
+                            *d = *d + s;
+                        }
+                    } else {
+                        for (d, &s) in dst[s0..].iter_mut().step_by(g.sw).zip(src) {
+                            *d = *d + s;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A strided read-only matrix view: element `(r, c)` is `data[r * rs + c * cs]`.
+#[derive(Clone, Copy)]
+struct Mat<'a, T> {
+    data: &'a [T],
+    rs: usize,
+    cs: usize,
+}
+
+impl<T> Mat<'_, T> {
+    /// Whether every element of a `rows x cols` matrix lies inside `data`.
+    fn fits(&self, rows: usize, cols: usize) -> bool {
+        rows == 0
+            || cols == 0
+            || (rows - 1) * self.rs + (cols - 1) * self.cs < self.data.len()
+    }
+}
+
+/// `dst[m x n]` (row-major, contiguous) `= (accumulate ? dst : 0) + lhs[m x k] · rhs[k x n]`.
+#[allow(clippy::too_many_arguments)]
+fn matmul<T: Element>(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [T],
+    accumulate: bool,
+    lhs: Mat<'_, T>,
+    rhs: Mat<'_, T>,
+    par: Parallelism,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        // An empty sum: gemm may skip writing, so clear explicitly.
+        if !accumulate {
+            dst[..m * n].fill(T::zero());
+        }
+        return;
+    }
+    // These hold by construction of every call above (the geometry is validated before any
+    // kernel runs); they guard the raw-pointer call below, so they are hard asserts.
+    assert!(dst.len() >= m * n && lhs.fits(m, k) && rhs.fits(k, n), "matmul operands too short");
+    // SAFETY: the asserts above bound every index gemm reads or writes (dst row stride n,
+    // column stride 1; lhs/rhs strides as given); `dst` is borrowed mutably and does not alias
+    // `lhs` or `rhs`, which are shared borrows. gemm computes
+    // dst = alpha * dst + beta * lhs * rhs, reading dst only when `read_dst` is set.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.data.as_ptr(),
+            lhs.cs as isize,
+            lhs.rs as isize,
+            rhs.data.as_ptr(),
+            rhs.cs as isize,
+            rhs.rs as isize,
+            T::one(),
+            T::one(),
+            false,
+            false,
+            false,
+            par,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::Padding2d;
+
+    #[test]
+    fn valid_range_matches_brute_force() {
+        for out_len in 0..6 {
+            for in_len in 0..6 {
+                for stride in 1..4 {
+                    for offset in -5isize..5 {
+                        let inside = |j: usize| {
+                            let pos = (j * stride) as isize + offset;
+                            pos >= 0 && pos < in_len as isize
+                        };
+                        let (lo, hi) = valid_range(out_len, in_len, stride, offset);
+                        for j in 0..out_len {
+                            assert_eq!(
+                                (lo..hi).contains(&j),
+                                inside(j),
+                                "out {out_len} in {in_len} stride {stride} offset {offset} j {j}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn ramp(dims: &[usize], scale: f64) -> Tensor {
+        let n: usize = dims.iter().product();
+        let data: Vec<f64> = (0..n).map(|i| ((i * 7919) % 101) as f64 * scale - 0.5).collect();
+        Tensor::from_vec(data, dims, &Device::Cpu).unwrap()
+    }
+
+    /// The candle path used on non-CPU devices, run on the CPU against our kernel: uniform
+    /// padding (candle pads), asymmetric padding (`pad_with_zeros` first) and a geometry
+    /// candle cannot express (per-axis strides: CPU round trip).
+    #[test]
+    fn candle_device_path_matches_cpu_kernel() {
+        let x = ramp(&[2, 4, 7, 6], 0.01);
+        let w = ramp(&[6, 2, 3, 2], 0.013);
+        let b = ramp(&[6], 0.1);
+        let specs = [
+            Conv2dSpec { padding: Padding2d::symmetric(1, 1), groups: 2, ..Default::default() },
+            Conv2dSpec {
+                stride: [2, 2],
+                padding: Padding2d { top: 2, bottom: 0, left: 1, right: 0 },
+                dilation: [2, 2],
+                groups: 2,
+            },
+            Conv2dSpec { stride: [1, 2], groups: 2, ..Default::default() },
+        ];
+        for spec in specs {
+            let g = ConvGeom::new("test", x.dims(), w.dims(), &spec).unwrap();
+            let ours = conv2d(&x, &w, Some(&b), &spec).unwrap();
+            let theirs = conv2d_device(&x, &w, Some(&b), &spec, &g).unwrap();
+            assert_eq!(ours.dims(), theirs.dims());
+            let diff = (ours - theirs).unwrap().abs().unwrap().max_all().unwrap();
+            assert!(diff.to_scalar::<f64>().unwrap() < 1e-12, "{spec:?}");
+        }
+    }
+
+    /// `<col2im(c), x> == <c, im2col(x)>`: the two are adjoint.
+    #[test]
+    fn col2im_is_the_adjoint_of_im2col() {
+        let spec = Conv2dSpec {
+            stride: [2, 3],
+            padding: Padding2d { top: 1, bottom: 2, left: 0, right: 3 },
+            dilation: [2, 1],
+            groups: 1,
+        };
+        let g = ConvGeom::new("test", &[1, 2, 6, 7], &[1, 2, 2, 3], &spec).unwrap();
+        let x: Vec<f64> = (0..2 * 6 * 7).map(|i| ((i * 31) % 17) as f64 - 8.0).collect();
+        let c: Vec<f64> = (0..g.k() * g.p()).map(|i| ((i * 13) % 11) as f64 - 5.0).collect();
+        let mut col = vec![0.0; g.k() * g.p()];
+        im2col(&x, &g, &mut col);
+        let mut back = vec![0.0; x.len()];
+        col2im(&c, &g, &mut back);
+        let lhs: f64 = back.iter().zip(&x).map(|(a, b)| a * b).sum();
+        let rhs: f64 = c.iter().zip(&col).map(|(a, b)| a * b).sum();
+        assert_eq!(lhs, rhs);
+    }
+}

@@ -1,0 +1,15 @@
+//! Numerical kernels that skepsis implements itself instead of relying on candle.
+//!
+//! candle 0.11's CPU convolution is several times slower than PyTorch's and its max-pool
+//! backward scales the gradient instead of routing it to the maximum, so convolution
+//! (forward, input vector-Jacobian product, weight gradient) and pooling (forward and VJP)
+//! live here: im2col + the `gemm` crate on the CPU, parallel over the batch with rayon;
+//! candle's kernels on other devices.
+
+pub mod conv;
+pub mod pool;
+mod spec;
+mod storage;
+
+pub use spec::{Conv2dSpec, Padding2d, Pool2dSpec};
+pub(crate) use storage::{cpu_slice, from_cpu_vec, Element};

@@ -1,0 +1,473 @@
+//! 2-D pooling: max, average and adaptive average, forward and vector-Jacobian product.
+//!
+//! All inputs are NCHW; every `(n, c)` plane is pooled independently, and the CPU kernels run
+//! the planes in parallel with rayon. Windows follow PyTorch's floor mode: output `i` covers the
+//! padded rows `i*sh .. i*sh + kh`, i.e. input rows `i*sh − top .. i*sh − top + kh` clipped to
+//! the input.
+//!
+//! * Max pooling treats padding as negative infinity (padding never wins). Its VJP routes each
+//!   output's gradient to the FIRST maximal input of the window in row-major order (PyTorch's
+//!   choice), recomputing that argmax from the input; overlapping windows accumulate. A NaN in
+//!   a window is its maximum (the first NaN, as NaN propagates through PyTorch's max pool).
+//! * Average pooling pads with zeros; the divisor is `kh * kw` with `count_include_pad`
+//!   (PyTorch's default), otherwise the number of in-bounds elements of the window.
+//! * Adaptive average pooling uses PyTorch's bins: output row `i` of `OH` averages input rows
+//!   `floor(i*H/OH) .. ceil((i+1)*H/OH)` (likewise for columns).
+//!
+//! Every padding side must be smaller than the kernel along its axis, so every window holds at
+//! least one input element (PyTorch is stricter: at most half the kernel).
+//!
+//! On non-CPU devices the operands are copied to the CPU, pooled here and copied back (pooling
+//! is cheap next to the convolutions around it, and candle's max-pool backward is wrong).
+
+use candle_core::{DType, Device, Tensor};
+use rayon::prelude::*;
+
+use super::conv::{float_dtype, same_kind};
+use super::{cpu_slice, from_cpu_vec, Element, Pool2dSpec};
+use crate::{Error, Result};
+
+/// Max pooling: `y[n,c,i,j] = max_{(h,w) in window(i,j), inside the input} x[n,c,h,w]`.
+///
+/// `x` is `[N, C, H, W]` (F32 or F64); the result is `[N, C, OH, OW]` with
+/// `[OH, OW] = spec.output_hw([H, W])`. `spec.count_include_pad` is ignored. Errors: wrong
+/// rank, empty spatial input, zero kernel or stride, a padding side not smaller than the
+/// kernel, a window larger than the padded input, another dtype.
+pub fn max_pool2d(x: &Tensor, spec: &Pool2dSpec) -> Result<Tensor> {
+    const CTX: &str = "max_pool2d";
+    let g = PoolGeom::windowed(CTX, x.dims(), spec)?;
+    let dtype = float_dtype(CTX, "input", x)?;
+    if !x.device().is_cpu() {
+        return back_to(max_pool2d(&to_cpu(x)?, spec)?, x.device());
+    }
+    match dtype {
+        DType::F32 => pool_forward::<f32>(x, &g, PoolKind::Max),
+        _ => pool_forward::<f64>(x, &g, PoolKind::Max),
+    }
+}
+
+/// Vector-Jacobian product of [`max_pool2d`]: `x̄[n,c,h,w] = Σ_{(i,j) : argmax(i,j) = (h,w)}
+/// grad_out[n,c,i,j]`, where `argmax(i,j)` is the first maximal in-bounds element of window
+/// `(i, j)` in row-major order, recomputed from `x`.
+///
+/// `x` is the pooling input `[N, C, H, W]`, `grad_out` is `[N, C, OH, OW]` with the same dtype
+/// and device; the result has the shape of `x`. Overlapping windows accumulate.
+pub fn max_pool2d_vjp(x: &Tensor, grad_out: &Tensor, spec: &Pool2dSpec) -> Result<Tensor> {
+    const CTX: &str = "max_pool2d_vjp";
+    let g = PoolGeom::windowed(CTX, x.dims(), spec)?;
+    let dtype = float_dtype(CTX, "input", x)?;
+    same_kind(CTX, "grad_out", x, grad_out)?;
+    g.check_grad_out(CTX, grad_out)?;
+    if !x.device().is_cpu() {
+        return back_to(max_pool2d_vjp(&to_cpu(x)?, &to_cpu(grad_out)?, spec)?, x.device());
+    }
+    match dtype {
+        DType::F32 => max_pool_vjp_cpu::<f32>(x, grad_out, &g),
+        _ => max_pool_vjp_cpu::<f64>(x, grad_out, &g),
+    }
+}
+
+/// Average pooling: `y[n,c,i,j] = (Σ_{(h,w) in window(i,j), inside the input} x[n,c,h,w]) / d`
+/// with `d = kh * kw` when `spec.count_include_pad` (zeros padded in) and otherwise the number
+/// of in-bounds elements of the window.
+///
+/// `x` is `[N, C, H, W]` (F32 or F64); the result is `[N, C, OH, OW]`. Errors as
+/// [`max_pool2d`].
+pub fn avg_pool2d(x: &Tensor, spec: &Pool2dSpec) -> Result<Tensor> {
+    const CTX: &str = "avg_pool2d";
+    let g = PoolGeom::windowed(CTX, x.dims(), spec)?;
+    let dtype = float_dtype(CTX, "input", x)?;
+    if !x.device().is_cpu() {
+        return back_to(avg_pool2d(&to_cpu(x)?, spec)?, x.device());
+    }
+    match dtype {
+        DType::F32 => pool_forward::<f32>(x, &g, PoolKind::Avg),
+        _ => pool_forward::<f64>(x, &g, PoolKind::Avg),
+    }
+}
+
+/// Vector-Jacobian product of [`avg_pool2d`]: `x̄[n,c,h,w] = Σ_{(i,j) : (h,w) in window(i,j)}
+/// grad_out[n,c,i,j] / d(i,j)` with the divisor `d` of the forward pass.
+///
+/// `grad_out` is `[N, C, OH, OW]` (F32 or F64) and must match the output shape for
+/// `input_dims` (`[N, C, H, W]`); the result has shape `input_dims`.
+pub fn avg_pool2d_vjp(grad_out: &Tensor, input_dims: &[usize], spec: &Pool2dSpec) -> Result<Tensor> {
+    const CTX: &str = "avg_pool2d_vjp";
+    let g = PoolGeom::windowed(CTX, input_dims, spec)?;
+    let dtype = float_dtype(CTX, "grad_out", grad_out)?;
+    g.check_grad_out(CTX, grad_out)?;
+    if !grad_out.device().is_cpu() {
+        return back_to(avg_pool2d_vjp(&to_cpu(grad_out)?, input_dims, spec)?, grad_out.device());
+    }
+    match dtype {
+        DType::F32 => spread_vjp_cpu::<f32>(grad_out, &g),
+        _ => spread_vjp_cpu::<f64>(grad_out, &g),
+    }
+}
+
+/// Adaptive average pooling to `output_hw = [OH, OW]` (PyTorch's `adaptive_avg_pool2d`):
+/// `y[n,c,i,j]` is the mean of `x[n,c,h,w]` over rows `floor(i*H/OH) <= h < ceil((i+1)*H/OH)`
+/// and columns `floor(j*W/OW) <= w < ceil((j+1)*W/OW)`.
+///
+/// `x` is `[N, C, H, W]` (F32 or F64) with `H, W >= 1`; `OH` and `OW` must be at least 1 (they
+/// may exceed `H` and `W`, bins then repeat input elements).
+pub fn adaptive_avg_pool2d(x: &Tensor, output_hw: [usize; 2]) -> Result<Tensor> {
+    const CTX: &str = "adaptive_avg_pool2d";
+    let g = PoolGeom::adaptive(CTX, x.dims(), output_hw)?;
+    let dtype = float_dtype(CTX, "input", x)?;
+    if !x.device().is_cpu() {
+        return back_to(adaptive_avg_pool2d(&to_cpu(x)?, output_hw)?, x.device());
+    }
+    match dtype {
+        DType::F32 => pool_forward::<f32>(x, &g, PoolKind::Avg),
+        _ => pool_forward::<f64>(x, &g, PoolKind::Avg),
+    }
+}
+
+/// Vector-Jacobian product of [`adaptive_avg_pool2d`]: every input element of bin `(i, j)`
+/// receives `grad_out[n,c,i,j] / |bin(i,j)|` (summed over the bins that contain it).
+///
+/// `grad_out` is `[N, C, OH, OW]` with `[OH, OW] = output_hw`; the result has shape
+/// `input_dims` (`[N, C, H, W]`).
+pub fn adaptive_avg_pool2d_vjp(
+    grad_out: &Tensor,
+    input_dims: &[usize],
+    output_hw: [usize; 2],
+) -> Result<Tensor> {
+    const CTX: &str = "adaptive_avg_pool2d_vjp";
+    let g = PoolGeom::adaptive(CTX, input_dims, output_hw)?;
+    let dtype = float_dtype(CTX, "grad_out", grad_out)?;
+    g.check_grad_out(CTX, grad_out)?;
+    if !grad_out.device().is_cpu() {
+        let dx = adaptive_avg_pool2d_vjp(&to_cpu(grad_out)?, input_dims, output_hw)?;
+        return back_to(dx, grad_out.device());
+    }
+    match dtype {
+        DType::F32 => spread_vjp_cpu::<f32>(grad_out, &g),
+        _ => spread_vjp_cpu::<f64>(grad_out, &g),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Geometry
+// ---------------------------------------------------------------------------------------------
+
+/// How the windows are laid out.
+#[derive(Clone, Copy, Debug)]
+enum Windows {
+    /// Fixed kernel, stride and padding (top, left), plus the average divisor rule.
+    Sliding { kh: usize, kw: usize, sh: usize, sw: usize, top: usize, left: usize, include_pad: bool },
+    /// PyTorch's adaptive bins.
+    Adaptive,
+}
+
+/// The validated geometry of one pooling operation.
+#[derive(Clone, Copy, Debug)]
+struct PoolGeom {
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    oh: usize,
+    ow: usize,
+    windows: Windows,
+}
+
+/// An in-bounds window: input rows `r0..r1`, columns `c0..c1` (never empty), and the divisor
+/// for averaging.
+#[derive(Clone, Copy, Debug)]
+struct Window {
+    r0: usize,
+    r1: usize,
+    c0: usize,
+    c1: usize,
+    divisor: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PoolKind {
+    Max,
+    Avg,
+}
+
+fn rank4(ctx: &str, dims: &[usize]) -> Result<[usize; 4]> {
+    match *dims {
+        [n, c, h, w] => {
+            if h == 0 || w == 0 {
+                return Err(Error::InvalidInput(format!(
+                    "{ctx}: the input has an empty spatial extent (shape {dims:?})"
+                )));
+            }
+            Ok([n, c, h, w])
+        }
+        _ => Err(Error::InvalidInput(format!(
+            "{ctx}: the input must have rank 4 [N, C, H, W], found shape {dims:?}"
+        ))),
+    }
+}
+
+impl PoolGeom {
+    fn windowed(ctx: &str, dims: &[usize], spec: &Pool2dSpec) -> Result<Self> {
+        let [n, c, h, w] = rank4(ctx, dims)?;
+        let [kh, kw] = spec.kernel;
+        if kh == 0 || kw == 0 {
+            return Err(Error::parameter(ctx, "kernel", "must be at least 1 on both axes"));
+        }
+        if spec.stride.contains(&0) {
+            return Err(Error::parameter(ctx, "stride", "must be at least 1 on both axes"));
+        }
+        let p = spec.padding;
+        if p.top >= kh || p.bottom >= kh || p.left >= kw || p.right >= kw {
+            return Err(Error::parameter(
+                ctx,
+                "padding",
+                format!(
+                    "every side must be smaller than the {kh}x{kw} kernel so that each window \
+                     holds an input element (top {} bottom {} left {} right {})",
+                    p.top, p.bottom, p.left, p.right
+                ),
+            ));
+        }
+        let Some([oh, ow]) = spec.output_hw([h, w]) else {
+            return Err(Error::InvalidInput(format!(
+                "{ctx}: the {kh}x{kw} window does not fit the {}x{} padded input",
+                h + p.top + p.bottom,
+                w + p.left + p.right
+            )));
+        };
+        Ok(PoolGeom {
+            n,
+            c,
+            h,
+            w,
+            oh,
+            ow,
+            windows: Windows::Sliding {
+                kh,
+                kw,
+                sh: spec.stride[0],
+                sw: spec.stride[1],
+                top: p.top,
+                left: p.left,
+                include_pad: spec.count_include_pad,
+            },
+        })
+    }
+
+    fn adaptive(ctx: &str, dims: &[usize], output_hw: [usize; 2]) -> Result<Self> {
+        let [n, c, h, w] = rank4(ctx, dims)?;
+        let [oh, ow] = output_hw;
+        if oh == 0 || ow == 0 {
+            return Err(Error::parameter(ctx, "output_hw", "must be at least 1 on both axes"));
+        }
+        Ok(PoolGeom { n, c, h, w, oh, ow, windows: Windows::Adaptive })
+    }
+
+    fn output_dims(&self) -> [usize; 4] {
+        [self.n, self.c, self.oh, self.ow]
+    }
+
+    fn check_grad_out(&self, ctx: &str, grad_out: &Tensor) -> Result<()> {
+        let expected = self.output_dims();
+        if grad_out.dims() != expected {
+            return Err(Error::ShapeMismatch {
+                context: format!("{ctx}: grad_out (the shape of the pooling output)"),
+                expected: expected.to_vec(),
+                found: grad_out.dims().to_vec(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The in-bounds part of output `(i, j)`'s window.
+    #[inline]
+    fn window(&self, i: usize, j: usize) -> Window {
+        match self.windows {
+            Windows::Sliding { kh, kw, sh, sw, top, left, include_pad } => {
+                // Validation guarantees each clipped range is non-empty (padding < kernel).
+                let (r0, r1) = clip(i * sh, top, kh, self.h);
+                let (c0, c1) = clip(j * sw, left, kw, self.w);
+                let divisor = if include_pad { kh * kw } else { (r1 - r0) * (c1 - c0) };
+                Window { r0, r1, c0, c1, divisor }
+            }
+            Windows::Adaptive => {
+                let (r0, r1) = (i * self.h / self.oh, ((i + 1) * self.h).div_ceil(self.oh));
+                let (c0, c1) = (j * self.w / self.ow, ((j + 1) * self.w).div_ceil(self.ow));
+                Window { r0, r1, c0, c1, divisor: (r1 - r0) * (c1 - c0) }
+            }
+        }
+    }
+}
+
+/// Input range `[lo, hi)` of a window starting at padded position `start` with `len` elements,
+/// `pad` padding before the input, clipped to `[0, extent)`.
+#[inline]
+fn clip(start: usize, pad: usize, len: usize, extent: usize) -> (usize, usize) {
+    let lo = start.saturating_sub(pad);
+    let hi = (start + len).saturating_sub(pad).min(extent);
+    (lo.min(hi), hi)
+}
+
+fn to_cpu(t: &Tensor) -> Result<Tensor> {
+    Ok(t.to_device(&Device::Cpu)?)
+}
+
+fn back_to(t: Tensor, device: &Device) -> Result<Tensor> {
+    Ok(t.to_device(device)?)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Kernels
+// ---------------------------------------------------------------------------------------------
+
+/// Index (within the plane) of the first maximal element of window `win`, row-major; a NaN
+/// beats every number and the first NaN wins among NaNs.
+#[inline]
+fn argmax<T: Element>(plane: &[T], width: usize, win: &Window) -> usize {
+    let mut best_idx = win.r0 * width + win.c0;
+    let mut best = plane[best_idx];
+    if best.is_nan() {
+        return best_idx;
+    }
+    for r in win.r0..win.r1 {
+        let row = &plane[r * width..][win.c0..win.c1];
+        for (dc, &v) in row.iter().enumerate() {
+            if v > best || v.is_nan() {
+                best = v;
+                best_idx = r * width + win.c0 + dc;
+                if v.is_nan() {
+                    return best_idx;
+                }
+            }
+        }
+    }
+    best_idx
+}
+
+fn window_sum<T: Element>(plane: &[T], width: usize, win: &Window) -> T {
+    let mut sum = T::zero();
+    for r in win.r0..win.r1 {
+        for &v in &plane[r * width..][win.c0..win.c1] {
+            sum = sum + v;
+        }
+    }
+    sum
+}
+
+fn pool_forward<T: Element>(x: &Tensor, g: &PoolGeom, kind: PoolKind) -> Result<Tensor> {
+    let (plane, out_plane) = (g.h * g.w, g.oh * g.ow);
+    let out = cpu_slice::<T, _>(x, |xs| {
+        let mut out = vec![T::zero(); g.n * g.c * out_plane];
+        out.par_chunks_mut(out_plane).zip(xs.par_chunks(plane)).for_each(|(y, src)| {
+            for i in 0..g.oh {
+                for j in 0..g.ow {
+                    let win = g.window(i, j);
+                    y[i * g.ow + j] = match kind {
+                        PoolKind::Max => src[argmax(src, g.w, &win)],
+                        PoolKind::Avg => {
+                            window_sum(src, g.w, &win) / T::from_f64(win.divisor as f64)
+                        }
+                    };
+                }
+            }
+        });
+        Ok(out)
+    })?;
+    from_cpu_vec(out, g.output_dims().to_vec())
+}
+
+fn max_pool_vjp_cpu<T: Element>(x: &Tensor, grad_out: &Tensor, g: &PoolGeom) -> Result<Tensor> {
+    let (plane, out_plane) = (g.h * g.w, g.oh * g.ow);
+    let dx = cpu_slice::<T, _>(x, |xs| {
+        cpu_slice::<T, _>(grad_out, |gs| {
+            let mut dx = vec![T::zero(); g.n * g.c * plane];
+            dx.par_chunks_mut(plane)
+                .zip(xs.par_chunks(plane).zip(gs.par_chunks(out_plane)))
+                .for_each(|(d, (src, go))| {
+                    for i in 0..g.oh {
+                        for j in 0..g.ow {
+                            let idx = argmax(src, g.w, &g.window(i, j));
+                            d[idx] = d[idx] + go[i * g.ow + j];
+                        }
+                    }
+                });
+            Ok(dx)
+        })
+    })?;
+    from_cpu_vec(dx, (g.n, g.c, g.h, g.w))
+}
+
+/// VJP of the averaging pools: each output's gradient, divided by its window's divisor, is
+/// added to every in-bounds element of the window.
+fn spread_vjp_cpu<T: Element>(grad_out: &Tensor, g: &PoolGeom) -> Result<Tensor> {
+    let (plane, out_plane) = (g.h * g.w, g.oh * g.ow);
+    let dx = cpu_slice::<T, _>(grad_out, |gs| {
+        let mut dx = vec![T::zero(); g.n * g.c * plane];
+        dx.par_chunks_mut(plane).zip(gs.par_chunks(out_plane)).for_each(|(d, go)| {
+            for i in 0..g.oh {
+                for j in 0..g.ow {
+                    let win = g.window(i, j);
+                    let share = go[i * g.ow + j] / T::from_f64(win.divisor as f64);
+                    for r in win.r0..win.r1 {
+                        for v in &mut d[r * g.w..][win.c0..win.c1] {
+                            *v = *v + share;
+                        }
+                    }
+                }
+            }
+        });
+        Ok(dx)
+    })?;
+    from_cpu_vec(dx, (g.n, g.c, g.h, g.w))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::Padding2d;
+
+    /// With every padding side smaller than the kernel, every window of every valid geometry
+    /// holds at least one input element, and `clip` agrees with a direct scan.
+    #[test]
+    fn windows_are_never_empty_and_clip_is_exact() {
+        for h in 1..7 {
+            for k in 1..5 {
+                for s in 1..4 {
+                    for top in 0..k {
+                        for bottom in 0..k {
+                            let spec = Pool2dSpec {
+                                kernel: [k, 1],
+                                stride: [s, 1],
+                                padding: Padding2d { top, bottom, left: 0, right: 0 },
+                                count_include_pad: false,
+                            };
+                            let Ok(g) = PoolGeom::windowed("test", &[1, 1, h, 1], &spec) else {
+                                continue;
+                            };
+                            for i in 0..g.oh {
+                                let win = g.window(i, 0);
+                                assert!(win.r0 < win.r1, "empty window h {h} {spec:?} i {i}");
+                                let expected: Vec<usize> = (0..k)
+                                    .map(|p| (i * s + p) as isize - top as isize)
+                                    .filter(|&r| r >= 0 && r < h as isize)
+                                    .map(|r| r as usize)
+                                    .collect();
+                                assert_eq!((win.r0..win.r1).collect::<Vec<_>>(), expected);
+                                assert_eq!(win.divisor, expected.len());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn nan_is_the_maximum() {
+        let plane = [1.0f64, f64::NAN, 3.0, f64::NAN];
+        let win = Window { r0: 0, r1: 2, c0: 0, c1: 2, divisor: 4 };
+        assert_eq!(argmax(&plane, 2, &win), 1);
+        let plane = [f64::NAN, 5.0, 3.0, 1.0];
+        assert_eq!(argmax(&plane, 2, &win), 0);
+    }
+}

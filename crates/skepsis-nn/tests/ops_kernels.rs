@@ -1,0 +1,838 @@
+//! Tests of the CPU convolution and pooling kernels (`skepsis_nn::ops`) against naive
+//! references, candle's own kernels and central finite differences (in f64).
+
+use candle_core::{DType, Device, Tensor};
+use skepsis_nn::ops::conv::{conv2d, conv2d_input_vjp, conv2d_weight_vjp};
+use skepsis_nn::ops::pool::{
+    adaptive_avg_pool2d, adaptive_avg_pool2d_vjp, avg_pool2d, avg_pool2d_vjp, max_pool2d,
+    max_pool2d_vjp,
+};
+use skepsis_nn::ops::{Conv2dSpec, Padding2d, Pool2dSpec};
+use skepsis_nn::Error;
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+/// Deterministic splitmix64 stream of values in [-1, 1).
+struct Rng(u64);
+
+impl Rng {
+    fn next_f64(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+    }
+
+    fn vec(&mut self, len: usize) -> Vec<f64> {
+        (0..len).map(|_| self.next_f64()).collect()
+    }
+}
+
+fn tensor(data: Vec<f64>, dims: &[usize]) -> Tensor {
+    Tensor::from_vec(data, dims, &Device::Cpu).unwrap()
+}
+
+fn values(t: &Tensor) -> Vec<f64> {
+    t.flatten_all().unwrap().to_dtype(DType::F64).unwrap().to_vec1::<f64>().unwrap()
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Asserts `|a - b| <= tol * (1 + max|b|)` element-wise.
+fn assert_close(a: &[f64], b: &[f64], tol: f64, what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}: length");
+    let scale = 1.0 + b.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!((x - y).abs() <= tol * scale, "{what}: element {i}: {x} vs {y} (tol {tol})");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Convolution
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug)]
+struct Case {
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    o: usize,
+    k: [usize; 2],
+    stride: [usize; 2],
+    /// top, bottom, left, right
+    pad: [usize; 4],
+    dilation: [usize; 2],
+    groups: usize,
+    bias: bool,
+}
+
+impl Case {
+    fn spec(&self) -> Conv2dSpec {
+        let [top, bottom, left, right] = self.pad;
+        Conv2dSpec {
+            stride: self.stride,
+            padding: Padding2d { top, bottom, left, right },
+            dilation: self.dilation,
+            groups: self.groups,
+        }
+    }
+    fn x_dims(&self) -> [usize; 4] {
+        [self.n, self.c, self.h, self.w]
+    }
+    fn w_dims(&self) -> [usize; 4] {
+        [self.o, self.c / self.groups, self.k[0], self.k[1]]
+    }
+    fn out_hw(&self) -> [usize; 2] {
+        self.spec().output_hw([self.h, self.w], self.k).unwrap()
+    }
+    /// candle's conv2d can express it: one padding, stride and dilation for both axes.
+    fn candle_expressible(&self) -> bool {
+        self.pad.iter().all(|&p| p == self.pad[0])
+            && self.stride[0] == self.stride[1]
+            && self.dilation[0] == self.dilation[1]
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn case(
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    o: usize,
+    k: [usize; 2],
+    stride: [usize; 2],
+    pad: [usize; 4],
+    dilation: [usize; 2],
+    groups: usize,
+    bias: bool,
+) -> Case {
+    Case { n, c, h, w, o, k, stride, pad, dilation, groups, bias }
+}
+
+fn cases() -> Vec<Case> {
+    vec![
+        case(1, 2, 5, 6, 3, [3, 3], [1, 1], [0; 4], [1, 1], 1, true),
+        case(3, 3, 7, 6, 2, [2, 3], [2, 2], [1; 4], [1, 1], 1, false),
+        case(1, 4, 6, 7, 4, [3, 2], [1, 2], [0, 2, 1, 0], [2, 1], 2, true),
+        case(3, 4, 5, 5, 4, [3, 3], [1, 1], [2; 4], [2, 2], 4, false),
+        case(3, 4, 6, 6, 8, [3, 3], [2, 2], [1, 0, 0, 1], [1, 1], 4, true),
+        case(3, 4, 4, 5, 3, [1, 1], [1, 1], [0; 4], [1, 1], 1, true),
+        case(1, 4, 4, 5, 6, [1, 1], [1, 1], [0; 4], [1, 1], 2, false),
+        case(3, 2, 7, 7, 3, [1, 1], [2, 2], [0; 4], [1, 1], 1, true),
+        case(3, 2, 6, 9, 2, [1, 3], [2, 1], [1, 0, 2, 2], [1, 2], 1, true),
+        case(1, 1, 3, 3, 2, [3, 3], [1, 1], [1; 4], [1, 1], 1, false),
+        case(3, 2, 4, 4, 2, [4, 4], [1, 1], [0; 4], [1, 1], 1, true),
+        case(1, 2, 7, 8, 3, [2, 2], [3, 3], [0, 1, 1, 0], [1, 1], 1, false),
+        case(3, 6, 5, 4, 4, [2, 2], [1, 2], [1, 1, 0, 0], [2, 1], 2, true),
+    ]
+}
+
+struct Operands {
+    x: Vec<f64>,
+    w: Vec<f64>,
+    b: Option<Vec<f64>>,
+}
+
+fn operands(cs: &Case, seed: u64) -> Operands {
+    let mut rng = Rng(seed);
+    let x = rng.vec(cs.x_dims().iter().product());
+    let w = rng.vec(cs.w_dims().iter().product());
+    let b = cs.bias.then(|| rng.vec(cs.o));
+    Operands { x, w, b }
+}
+
+/// Direct seven-loop convolution in f64.
+fn naive_conv(cs: &Case, x: &[f64], w: &[f64], b: Option<&[f64]>) -> Vec<f64> {
+    let [oh, ow] = cs.out_hw();
+    let (cg, og) = (cs.c / cs.groups, cs.o / cs.groups);
+    let [kh, kw] = cs.k;
+    let mut y = vec![0.0; cs.n * cs.o * oh * ow];
+    for n in 0..cs.n {
+        for o in 0..cs.o {
+            let grp = o / og;
+            for i in 0..oh {
+                for j in 0..ow {
+                    let mut acc = b.map_or(0.0, |b| b[o]);
+                    for c in 0..cg {
+                        for p in 0..kh {
+                            for q in 0..kw {
+                                let ih = (i * cs.stride[0] + p * cs.dilation[0]) as isize
+                                    - cs.pad[0] as isize;
+                                let iw = (j * cs.stride[1] + q * cs.dilation[1]) as isize
+                                    - cs.pad[2] as isize;
+                                if ih < 0 || iw < 0 || ih >= cs.h as isize || iw >= cs.w as isize
+                                {
+                                    continue;
+                                }
+                                let xc = grp * cg + c;
+                                let xv = x[((n * cs.c + xc) * cs.h + ih as usize) * cs.w
+                                    + iw as usize];
+                                acc += w[((o * cg + c) * kh + p) * kw + q] * xv;
+                            }
+                        }
+                    }
+                    y[((n * cs.o + o) * oh + i) * ow + j] = acc;
+                }
+            }
+        }
+    }
+    y
+}
+
+fn run_conv(cs: &Case, x: &[f64], w: &[f64], b: Option<&[f64]>, dtype: DType) -> Vec<f64> {
+    let xt = tensor(x.to_vec(), &cs.x_dims()).to_dtype(dtype).unwrap();
+    let wt = tensor(w.to_vec(), &cs.w_dims()).to_dtype(dtype).unwrap();
+    let bt = b.map(|b| tensor(b.to_vec(), &[cs.o]).to_dtype(dtype).unwrap());
+    let y = conv2d(&xt, &wt, bt.as_ref(), &cs.spec()).unwrap();
+    assert_eq!(y.dtype(), dtype);
+    let [oh, ow] = cs.out_hw();
+    assert_eq!(y.dims(), [cs.n, cs.o, oh, ow]);
+    values(&y)
+}
+
+#[test]
+fn conv2d_matches_naive_reference_f64_and_f32() {
+    for (idx, cs) in cases().iter().enumerate() {
+        let ops = operands(cs, 100 + idx as u64);
+        let expected = naive_conv(cs, &ops.x, &ops.w, ops.b.as_deref());
+        let got = run_conv(cs, &ops.x, &ops.w, ops.b.as_deref(), DType::F64);
+        assert_close(&got, &expected, 1e-12, &format!("f64 case {idx} {cs:?}"));
+        let got32 = run_conv(cs, &ops.x, &ops.w, ops.b.as_deref(), DType::F32);
+        assert_close(&got32, &expected, 1e-5, &format!("f32 case {idx} {cs:?}"));
+    }
+}
+
+#[test]
+fn conv2d_matches_candle_for_symmetric_padding() {
+    let mut checked = 0;
+    for (idx, cs) in cases().iter().enumerate().filter(|(_, c)| c.candle_expressible()) {
+        let ops = operands(cs, 200 + idx as u64);
+        for dtype in [DType::F64, DType::F32] {
+            let xt = tensor(ops.x.clone(), &cs.x_dims()).to_dtype(dtype).unwrap();
+            let wt = tensor(ops.w.clone(), &cs.w_dims()).to_dtype(dtype).unwrap();
+            let mut expected =
+                xt.conv2d(&wt, cs.pad[0], cs.stride[0], cs.dilation[0], cs.groups).unwrap();
+            if let Some(b) = &ops.b {
+                let bt = tensor(b.clone(), &[cs.o, 1, 1]).to_dtype(dtype).unwrap();
+                expected = expected.broadcast_add(&bt).unwrap();
+            }
+            let got = run_conv(cs, &ops.x, &ops.w, ops.b.as_deref(), dtype);
+            let tol = if dtype == DType::F64 { 1e-12 } else { 1e-5 };
+            assert_close(&got, &values(&expected), tol, &format!("case {idx} {dtype:?}"));
+        }
+        checked += 1;
+    }
+    assert!(checked >= 6, "too few candle-expressible cases: {checked}");
+}
+
+/// `<g, conv(x)>` as a function of the input (or the weight), for finite differences.
+fn objective(cs: &Case, x: &[f64], w: &[f64], b: Option<&[f64]>, g: &[f64]) -> f64 {
+    dot(&run_conv(cs, x, w, b, DType::F64), g)
+}
+
+#[test]
+fn conv2d_input_vjp_matches_central_differences() {
+    const H: f64 = 1e-3;
+    for (idx, cs) in cases().iter().enumerate() {
+        let ops = operands(cs, 300 + idx as u64);
+        let [oh, ow] = cs.out_hw();
+        let g = Rng(400 + idx as u64).vec(cs.n * cs.o * oh * ow);
+        let gt = tensor(g.clone(), &[cs.n, cs.o, oh, ow]);
+        let wt = tensor(ops.w.clone(), &cs.w_dims());
+        let vjp = conv2d_input_vjp(&gt, &wt, &cs.x_dims(), &cs.spec()).unwrap();
+        assert_eq!(vjp.dims(), cs.x_dims());
+        let vjp = values(&vjp);
+        let b = ops.b.as_deref();
+        let fd: Vec<f64> = (0..ops.x.len())
+            .map(|e| {
+                let (mut xp, mut xm) = (ops.x.clone(), ops.x.clone());
+                xp[e] += H;
+                xm[e] -= H;
+                (objective(cs, &xp, &ops.w, b, &g) - objective(cs, &xm, &ops.w, b, &g))
+                    / (2.0 * H)
+            })
+            .collect();
+        assert_close(&vjp, &fd, 1e-8, &format!("input vjp case {idx} {cs:?}"));
+        // The same in f32 against the f64 result.
+        let vjp32 = conv2d_input_vjp(
+            &gt.to_dtype(DType::F32).unwrap(),
+            &wt.to_dtype(DType::F32).unwrap(),
+            &cs.x_dims(),
+            &cs.spec(),
+        )
+        .unwrap();
+        assert_eq!(vjp32.dtype(), DType::F32);
+        assert_close(&values(&vjp32), &vjp, 1e-5, &format!("f32 input vjp case {idx}"));
+    }
+}
+
+#[test]
+fn conv2d_weight_vjp_matches_central_differences() {
+    const H: f64 = 1e-3;
+    for (idx, cs) in cases().iter().enumerate() {
+        let ops = operands(cs, 500 + idx as u64);
+        let [oh, ow] = cs.out_hw();
+        let g = Rng(600 + idx as u64).vec(cs.n * cs.o * oh * ow);
+        let gt = tensor(g.clone(), &[cs.n, cs.o, oh, ow]);
+        let xt = tensor(ops.x.clone(), &cs.x_dims());
+        let vjp = conv2d_weight_vjp(&xt, &gt, &cs.w_dims(), &cs.spec()).unwrap();
+        assert_eq!(vjp.dims(), cs.w_dims());
+        let vjp = values(&vjp);
+        let b = ops.b.as_deref();
+        let fd: Vec<f64> = (0..ops.w.len())
+            .map(|e| {
+                let (mut wp, mut wm) = (ops.w.clone(), ops.w.clone());
+                wp[e] += H;
+                wm[e] -= H;
+                (objective(cs, &ops.x, &wp, b, &g) - objective(cs, &ops.x, &wm, b, &g))
+                    / (2.0 * H)
+            })
+            .collect();
+        assert_close(&vjp, &fd, 1e-8, &format!("weight vjp case {idx} {cs:?}"));
+        let vjp32 = conv2d_weight_vjp(
+            &xt.to_dtype(DType::F32).unwrap(),
+            &gt.to_dtype(DType::F32).unwrap(),
+            &cs.w_dims(),
+            &cs.spec(),
+        )
+        .unwrap();
+        assert_close(&values(&vjp32), &vjp, 1e-5, &format!("f32 weight vjp case {idx}"));
+    }
+}
+
+/// A layer shaped like the second convolution of the SC MNIST CNN (smaller channels), f32.
+fn batch_case(n: usize) -> Case {
+    case(n, 8, 14, 14, 16, [5, 5], [1, 1], [2; 4], [1, 1], 1, true)
+}
+
+fn rel_close(a: &[f32], b: &[f32], tol: f32, what: &str) {
+    assert_eq!(a.len(), b.len());
+    let scale = b.iter().fold(1e-30f32, |m, v| m.max(v.abs()));
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!((x - y).abs() <= tol * scale, "{what}: element {i}: {x} vs {y}");
+    }
+}
+
+fn f32s(t: &Tensor) -> Vec<f32> {
+    t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+}
+
+#[test]
+fn batched_equals_unbatched() {
+    // 17 images: more than one weight-gradient chunk and more images than threads.
+    let cs = batch_case(17);
+    let ops = operands(&cs, 7);
+    let x = tensor(ops.x, &cs.x_dims()).to_dtype(DType::F32).unwrap();
+    let w = tensor(ops.w, &cs.w_dims()).to_dtype(DType::F32).unwrap();
+    let b = tensor(ops.b.unwrap(), &[cs.o]).to_dtype(DType::F32).unwrap();
+    let spec = cs.spec();
+    let y = conv2d(&x, &w, Some(&b), &spec).unwrap();
+    let g = (y.ones_like().unwrap() * 0.5).unwrap().add(&y.sin().unwrap()).unwrap();
+    let dx = conv2d_input_vjp(&g, &w, &cs.x_dims(), &spec).unwrap();
+    let dw = conv2d_weight_vjp(&x, &g, &cs.w_dims(), &spec).unwrap();
+    let mut dw_sum = vec![0f32; cs.w_dims().iter().product()];
+    for i in 0..cs.n {
+        let xi = x.narrow(0, i, 1).unwrap();
+        let gi = g.narrow(0, i, 1).unwrap();
+        let mut dims = cs.x_dims();
+        dims[0] = 1;
+        let yi = conv2d(&xi, &w, Some(&b), &spec).unwrap();
+        rel_close(&f32s(&yi), &f32s(&y.narrow(0, i, 1).unwrap()), 1e-6, "forward");
+        let dxi = conv2d_input_vjp(&gi, &w, &dims, &spec).unwrap();
+        rel_close(&f32s(&dxi), &f32s(&dx.narrow(0, i, 1).unwrap()), 1e-6, "input vjp");
+        let dwi = conv2d_weight_vjp(&xi, &gi, &cs.w_dims(), &spec).unwrap();
+        for (s, v) in dw_sum.iter_mut().zip(f32s(&dwi)) {
+            *s += v;
+        }
+    }
+    rel_close(&dw_sum, &f32s(&dw), 1e-5, "weight vjp (sum over images)");
+}
+
+#[test]
+fn results_do_not_depend_on_the_thread_count() {
+    let cs = batch_case(11);
+    let ops = operands(&cs, 9);
+    let x = tensor(ops.x, &cs.x_dims()).to_dtype(DType::F32).unwrap();
+    let w = tensor(ops.w, &cs.w_dims()).to_dtype(DType::F32).unwrap();
+    let spec = cs.spec();
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| {
+            let y = conv2d(&x, &w, None, &spec).unwrap();
+            let dx = conv2d_input_vjp(&y, &w, &cs.x_dims(), &spec).unwrap();
+            let dw = conv2d_weight_vjp(&x, &y, &cs.w_dims(), &spec).unwrap();
+            (f32s(&y), f32s(&dx), f32s(&dw))
+        })
+    };
+    let (y1, dx1, dw1) = run(1);
+    let (y3, dx3, dw3) = run(3);
+    rel_close(&y3, &y1, 1e-6, "forward");
+    rel_close(&dx3, &dx1, 1e-6, "input vjp");
+    // The weight gradient is reduced in fixed chunks and fixed order.
+    assert_eq!(dw1, dw3, "weight vjp must be bitwise independent of the thread count");
+}
+
+#[test]
+fn non_contiguous_inputs_are_accepted() {
+    let cs = case(2, 3, 5, 5, 2, [3, 3], [1, 1], [1; 4], [1, 1], 1, false);
+    let ops = operands(&cs, 11);
+    // Build x transposed in H/W and transpose back: a non-contiguous view of the same values.
+    let xt = tensor(ops.x.clone(), &cs.x_dims()).transpose(2, 3).unwrap().contiguous().unwrap();
+    let x_view = xt.transpose(2, 3).unwrap();
+    assert!(!x_view.is_contiguous());
+    let w = tensor(ops.w.clone(), &cs.w_dims());
+    let got = values(&conv2d(&x_view, &w, None, &cs.spec()).unwrap());
+    assert_close(&got, &naive_conv(&cs, &ops.x, &ops.w, None), 1e-12, "non-contiguous");
+}
+
+fn conv_err(x: &[usize], w: &[usize], spec: Conv2dSpec) -> Error {
+    let xt = Tensor::zeros(x, DType::F32, &Device::Cpu).unwrap();
+    let wt = Tensor::zeros(w, DType::F32, &Device::Cpu).unwrap();
+    match conv2d(&xt, &wt, None, &spec) {
+        Ok(y) => panic!("expected an error for x {x:?} w {w:?} {spec:?}, got {:?}", y.dims()),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn conv_rejects_bad_input_with_typed_errors() {
+    let d = Conv2dSpec::default();
+    assert!(matches!(conv_err(&[3, 5, 5], &[2, 3, 3, 3], d), Error::InvalidInput(_)));
+    assert!(matches!(conv_err(&[1, 3, 5, 5], &[2, 3, 3], d), Error::InvalidInput(_)));
+    assert!(matches!(conv_err(&[1, 3, 5, 5], &[2, 2, 3, 3], d), Error::ShapeMismatch { .. }));
+    assert!(matches!(conv_err(&[1, 3, 5, 5], &[2, 3, 0, 3], d), Error::InvalidInput(_)));
+    let g2 = Conv2dSpec { groups: 2, ..d };
+    assert!(matches!(conv_err(&[1, 3, 5, 5], &[2, 1, 3, 3], g2), Error::InvalidParameter { .. }));
+    let g4 = Conv2dSpec { groups: 4, ..d };
+    assert!(matches!(conv_err(&[1, 4, 5, 5], &[6, 1, 3, 3], g4), Error::InvalidParameter { .. }));
+    let g0 = Conv2dSpec { groups: 0, ..d };
+    assert!(matches!(conv_err(&[1, 4, 5, 5], &[6, 4, 3, 3], g0), Error::InvalidParameter { .. }));
+    let s0 = Conv2dSpec { stride: [1, 0], ..d };
+    assert!(matches!(conv_err(&[1, 3, 5, 5], &[2, 3, 3, 3], s0), Error::InvalidParameter { .. }));
+    let d0 = Conv2dSpec { dilation: [0, 1], ..d };
+    assert!(matches!(conv_err(&[1, 3, 5, 5], &[2, 3, 3, 3], d0), Error::InvalidParameter { .. }));
+    // Windows that do not fit the padded input.
+    assert!(matches!(conv_err(&[1, 3, 2, 5], &[2, 3, 3, 3], d), Error::InvalidInput(_)));
+    let dil = Conv2dSpec { dilation: [1, 3], ..d };
+    assert!(matches!(conv_err(&[1, 3, 5, 6], &[2, 3, 3, 3], dil), Error::InvalidInput(_)));
+    // ... but padding can make them fit.
+    let padded = Conv2dSpec { padding: Padding2d { top: 1, bottom: 0, left: 0, right: 0 }, ..d };
+    let x = Tensor::zeros((1, 3, 2, 5), DType::F32, &Device::Cpu).unwrap();
+    let w = Tensor::zeros((2, 3, 3, 3), DType::F32, &Device::Cpu).unwrap();
+    assert_eq!(conv2d(&x, &w, None, &padded).unwrap().dims(), [1, 2, 1, 3]);
+
+    // dtypes
+    let w64 = w.to_dtype(DType::F64).unwrap();
+    let xp = Tensor::zeros((1, 3, 5, 5), DType::F32, &Device::Cpu).unwrap();
+    assert!(matches!(conv2d(&xp, &w64, None, &d), Err(Error::InvalidInput(_))));
+    let (x16, w16) = (xp.to_dtype(DType::F16).unwrap(), w.to_dtype(DType::F16).unwrap());
+    assert!(matches!(conv2d(&x16, &w16, None, &d), Err(Error::InvalidInput(_))));
+    // bias
+    let b3 = Tensor::zeros(3, DType::F32, &Device::Cpu).unwrap();
+    assert!(matches!(conv2d(&xp, &w, Some(&b3), &d), Err(Error::ShapeMismatch { .. })));
+    let b64 = Tensor::zeros(2, DType::F64, &Device::Cpu).unwrap();
+    assert!(matches!(conv2d(&xp, &w, Some(&b64), &d), Err(Error::InvalidInput(_))));
+
+    // VJPs: grad_out shape, input_dims rank, weight_dims channels.
+    let y = conv2d(&xp, &w, None, &d).unwrap();
+    assert_eq!(y.dims(), [1, 2, 3, 3]);
+    let bad_g = Tensor::zeros((1, 2, 3, 4), DType::F32, &Device::Cpu).unwrap();
+    assert!(matches!(
+        conv2d_input_vjp(&bad_g, &w, &[1, 3, 5, 5], &d),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    assert!(matches!(conv2d_input_vjp(&y, &w, &[3, 5, 5], &d), Err(Error::InvalidInput(_))));
+    assert!(matches!(conv2d_input_vjp(&y, &w64, &[1, 3, 5, 5], &d), Err(Error::InvalidInput(_))));
+    assert!(matches!(
+        conv2d_weight_vjp(&xp, &y, &[2, 4, 3, 3], &d),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        conv2d_weight_vjp(&xp, &bad_g, &[2, 3, 3, 3], &d),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    assert!(matches!(conv2d_weight_vjp(&xp, &y, &[2, 3, 3], &d), Err(Error::InvalidInput(_))));
+}
+
+#[test]
+fn empty_batch_gives_empty_outputs() {
+    let x = Tensor::zeros((0, 3, 5, 5), DType::F32, &Device::Cpu).unwrap();
+    let w = Tensor::ones((2, 3, 3, 3), DType::F32, &Device::Cpu).unwrap();
+    let d = Conv2dSpec::default();
+    let y = conv2d(&x, &w, None, &d).unwrap();
+    assert_eq!(y.dims(), [0, 2, 3, 3]);
+    assert_eq!(conv2d_input_vjp(&y, &w, &[0, 3, 5, 5], &d).unwrap().dims(), [0, 3, 5, 5]);
+    let dw = conv2d_weight_vjp(&x, &y, &[2, 3, 3, 3], &d).unwrap();
+    assert!(values(&dw).iter().all(|&v| v == 0.0));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pooling
+// ---------------------------------------------------------------------------------------------
+
+fn pool_spec(k: [usize; 2], s: [usize; 2], pad: [usize; 4], include: bool) -> Pool2dSpec {
+    let [top, bottom, left, right] = pad;
+    Pool2dSpec {
+        kernel: k,
+        stride: s,
+        padding: Padding2d { top, bottom, left, right },
+        count_include_pad: include,
+    }
+}
+
+fn pool_specs() -> Vec<Pool2dSpec> {
+    vec![
+        Pool2dSpec::square(2),
+        pool_spec([3, 3], [2, 2], [0; 4], true),
+        pool_spec([3, 3], [2, 2], [1; 4], true),
+        pool_spec([3, 3], [2, 2], [1; 4], false),
+        pool_spec([2, 3], [1, 2], [1, 0, 0, 2], false),
+        pool_spec([2, 3], [1, 2], [1, 0, 0, 2], true),
+        pool_spec([3, 2], [3, 1], [2, 1, 1, 0], false),
+    ]
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Naive {
+    Max,
+    Avg,
+}
+
+/// Naive pooling of `[N, C, H, W]` values; also returns, for max pooling, the argmax index
+/// (flat in the tensor) of every output.
+fn naive_pool(x: &[f64], dims: [usize; 4], spec: &Pool2dSpec, kind: Naive) -> (Vec<f64>, Vec<usize>) {
+    let [n, c, h, w] = dims;
+    let [oh, ow] = spec.output_hw([h, w]).unwrap();
+    let (mut y, mut arg) = (Vec::new(), Vec::new());
+    for plane in 0..n * c {
+        for i in 0..oh {
+            for j in 0..ow {
+                let (mut best, mut best_at, mut sum, mut count) = (f64::NEG_INFINITY, 0, 0.0, 0);
+                let mut found = false;
+                for p in 0..spec.kernel[0] {
+                    for q in 0..spec.kernel[1] {
+                        let r = (i * spec.stride[0] + p) as isize - spec.padding.top as isize;
+                        let s = (j * spec.stride[1] + q) as isize - spec.padding.left as isize;
+                        if r < 0 || s < 0 || r >= h as isize || s >= w as isize {
+                            continue;
+                        }
+                        let at = (plane * h + r as usize) * w + s as usize;
+                        if !found || x[at] > best {
+                            best = x[at];
+                            best_at = at;
+                            found = true;
+                        }
+                        sum += x[at];
+                        count += 1;
+                    }
+                }
+                assert!(found);
+                let div = if spec.count_include_pad { spec.kernel[0] * spec.kernel[1] } else { count };
+                y.push(if kind == Naive::Max { best } else { sum / div as f64 });
+                arg.push(best_at);
+            }
+        }
+    }
+    (y, arg)
+}
+
+#[test]
+fn pooling_forward_matches_naive_reference() {
+    let dims = [2, 3, 7, 8];
+    let x = Rng(21).vec(dims.iter().product());
+    let xt = tensor(x.clone(), &dims);
+    for spec in pool_specs() {
+        let [oh, ow] = spec.output_hw([7, 8]).unwrap();
+        let (ymax, _) = naive_pool(&x, dims, &spec, Naive::Max);
+        let got = max_pool2d(&xt, &spec).unwrap();
+        assert_eq!(got.dims(), [2, 3, oh, ow]);
+        assert_eq!(values(&got), ymax, "max {spec:?}");
+        let (yavg, _) = naive_pool(&x, dims, &spec, Naive::Avg);
+        assert_close(&values(&avg_pool2d(&xt, &spec).unwrap()), &yavg, 1e-14, "avg");
+        let got32 = max_pool2d(&xt.to_dtype(DType::F32).unwrap(), &spec).unwrap();
+        assert_eq!(got32.dtype(), DType::F32);
+        assert_close(&values(&got32), &ymax, 1e-6, "max f32");
+    }
+}
+
+#[test]
+fn pooling_matches_candle_without_padding() {
+    let x = tensor(Rng(22).vec(2 * 3 * 9 * 8), &[2, 3, 9, 8]);
+    for (k, s) in [(2, 2), (3, 2), (3, 1), (2, 3)] {
+        let spec = pool_spec([k, k], [s, s], [0; 4], true);
+        let m = x.max_pool2d_with_stride(k, s).unwrap();
+        assert_eq!(values(&max_pool2d(&x, &spec).unwrap()), values(&m));
+        let a = x.avg_pool2d_with_stride(k, s).unwrap();
+        assert_close(&values(&avg_pool2d(&x, &spec).unwrap()), &values(&a), 1e-14, "avg");
+    }
+}
+
+#[test]
+fn max_pool_vjp_routes_ties_to_the_first_maximum_only() {
+    // All zeros, non-overlapping 2x2: each gradient lands on its window's top-left element.
+    let x = Tensor::zeros((1, 1, 4, 4), DType::F64, &Device::Cpu).unwrap();
+    let g = tensor(vec![1.0, 2.0, 3.0, 4.0], &[1, 1, 2, 2]);
+    let dx = values(&max_pool2d_vjp(&x, &g, &Pool2dSpec::square(2)).unwrap());
+    #[rustfmt::skip]
+    let expected = vec![
+        1.0, 0.0, 2.0, 0.0,
+        0.0, 0.0, 0.0, 0.0,
+        3.0, 0.0, 4.0, 0.0,
+        0.0, 0.0, 0.0, 0.0,
+    ];
+    assert_eq!(dx, expected);
+
+    // Overlapping 2x2 stride 1 windows of equal values: again each window's first element.
+    let x = Tensor::zeros((1, 1, 3, 3), DType::F32, &Device::Cpu).unwrap();
+    let g = tensor(vec![1.0, 10.0, 100.0, 1000.0], &[1, 1, 2, 2]).to_dtype(DType::F32).unwrap();
+    let spec = pool_spec([2, 2], [1, 1], [0; 4], true);
+    let dx = values(&max_pool2d_vjp(&x, &g, &spec).unwrap());
+    assert_eq!(dx, vec![1.0, 10.0, 0.0, 100.0, 1000.0, 0.0, 0.0, 0.0, 0.0]);
+
+    // A tie that is not at the window start: the first of the two 3s in row-major order.
+    let x = tensor(vec![1.0, 3.0, 3.0, 0.0], &[1, 1, 2, 2]);
+    let g = tensor(vec![5.0], &[1, 1, 1, 1]);
+    let dx = values(&max_pool2d_vjp(&x, &g, &Pool2dSpec::square(2)).unwrap());
+    assert_eq!(dx, vec![0.0, 5.0, 0.0, 0.0]);
+
+    // Overlapping windows accumulate on a shared maximum.
+    let x = tensor(vec![0.0, 0.0, 0.0, 0.0, 9.0, 0.0, 0.0, 0.0, 0.0], &[1, 1, 3, 3]);
+    let g = tensor(vec![1.0, 2.0, 3.0, 4.0], &[1, 1, 2, 2]);
+    let dx = values(&max_pool2d_vjp(&x, &g, &spec).unwrap());
+    assert_eq!(dx, vec![0.0, 0.0, 0.0, 0.0, 10.0, 0.0, 0.0, 0.0, 0.0]);
+}
+
+#[test]
+fn max_pool_padding_never_wins() {
+    // All inputs negative: zero padding would win, -inf padding must not.
+    let x = (Tensor::ones((1, 1, 3, 3), DType::F64, &Device::Cpu).unwrap() * -1.0).unwrap();
+    let spec = pool_spec([3, 3], [2, 2], [1; 4], true);
+    let y = max_pool2d(&x, &spec).unwrap();
+    assert_eq!(y.dims(), [1, 1, 2, 2]);
+    assert_eq!(values(&y), vec![-1.0; 4]);
+    // Ties everywhere: each output routes to its window's first in-bounds element.
+    let g = tensor(vec![1.0, 2.0, 3.0, 4.0], &[1, 1, 2, 2]);
+    let dx = values(&max_pool2d_vjp(&x, &g, &spec).unwrap());
+    // Windows (in input coordinates) start at rows -1, 1 and columns -1, 1, clipped to 0, 1.
+    assert_eq!(dx, vec![1.0, 2.0, 0.0, 3.0, 4.0, 0.0, 0.0, 0.0, 0.0]);
+}
+
+#[test]
+fn max_pool_vjp_matches_naive_argmax_and_finite_differences() {
+    const H: f64 = 1e-4;
+    let dims = [2, 2, 7, 6];
+    let len: usize = dims.iter().product();
+    // Distinct values 0.1 apart (a shuffled ramp): no ties, and a step of 1e-4 never swaps the
+    // order, so max pooling is linear around x and central differences are exact.
+    let mut order: Vec<usize> = (0..len).collect();
+    let mut rng = Rng(31);
+    for i in (1..len).rev() {
+        let j = ((rng.next_f64() + 1.0) / 2.0 * (i + 1) as f64) as usize % (i + 1);
+        order.swap(i, j);
+    }
+    let x: Vec<f64> = order.iter().map(|&v| v as f64 * 0.1 - 5.0).collect();
+    for spec in pool_specs() {
+        let [oh, ow] = spec.output_hw([7, 6]).unwrap();
+        let g = Rng(32).vec(dims[0] * dims[1] * oh * ow);
+        let gt = tensor(g.clone(), &[dims[0], dims[1], oh, ow]);
+        let dx = values(&max_pool2d_vjp(&tensor(x.clone(), &dims), &gt, &spec).unwrap());
+        let (_, arg) = naive_pool(&x, dims, &spec, Naive::Max);
+        let mut expected = vec![0.0; len];
+        for (a, gv) in arg.iter().zip(&g) {
+            expected[*a] += gv;
+        }
+        assert_close(&dx, &expected, 1e-14, "max vjp vs naive argmax");
+        let f = |x: &[f64]| dot(&values(&max_pool2d(&tensor(x.to_vec(), &dims), &spec).unwrap()), &g);
+        let fd: Vec<f64> = (0..len)
+            .map(|e| {
+                let (mut xp, mut xm) = (x.clone(), x.clone());
+                xp[e] += H;
+                xm[e] -= H;
+                (f(&xp) - f(&xm)) / (2.0 * H)
+            })
+            .collect();
+        assert_close(&dx, &fd, 1e-8, &format!("max vjp FD {spec:?}"));
+    }
+}
+
+/// Central differences of `x -> <g, forward(x)>` against `vjp`.
+fn check_linear_vjp(
+    dims: [usize; 4],
+    forward: &dyn Fn(&Tensor) -> Tensor,
+    vjp: &dyn Fn(&Tensor) -> Tensor,
+    seed: u64,
+    what: &str,
+) {
+    const H: f64 = 1e-3;
+    let len: usize = dims.iter().product();
+    let x = Rng(seed).vec(len);
+    let y = forward(&tensor(x.clone(), &dims));
+    let g = Rng(seed + 1).vec(y.elem_count());
+    let gt = tensor(g.clone(), y.dims());
+    let dx = vjp(&gt);
+    assert_eq!(dx.dims(), dims, "{what}");
+    let f = |x: &[f64]| dot(&values(&forward(&tensor(x.to_vec(), &dims))), &g);
+    let fd: Vec<f64> = (0..len)
+        .map(|e| {
+            let (mut xp, mut xm) = (x.clone(), x.clone());
+            xp[e] += H;
+            xm[e] -= H;
+            (f(&xp) - f(&xm)) / (2.0 * H)
+        })
+        .collect();
+    assert_close(&values(&dx), &fd, 1e-9, what);
+    // f32 agrees with f64.
+    let dx32 = vjp(&gt.to_dtype(DType::F32).unwrap());
+    assert_eq!(dx32.dtype(), DType::F32);
+    assert_close(&values(&dx32), &values(&dx), 1e-6, what);
+}
+
+#[test]
+fn avg_pool_vjp_matches_finite_differences() {
+    let dims = [2, 2, 7, 6];
+    for (i, spec) in pool_specs().into_iter().enumerate() {
+        check_linear_vjp(
+            dims,
+            &|x| avg_pool2d(x, &spec).unwrap(),
+            &|g| avg_pool2d_vjp(g, &dims, &spec).unwrap(),
+            40 + i as u64,
+            &format!("avg vjp {spec:?}"),
+        );
+    }
+}
+
+#[test]
+fn count_include_pad_both_ways() {
+    let x = Tensor::ones((1, 1, 2, 2), DType::F64, &Device::Cpu).unwrap();
+    let with = pool_spec([2, 2], [1, 1], [1; 4], true);
+    let without = Pool2dSpec { count_include_pad: false, ..with };
+    let y = values(&avg_pool2d(&x, &with).unwrap());
+    assert_eq!(y, vec![0.25, 0.5, 0.25, 0.5, 1.0, 0.5, 0.25, 0.5, 0.25]);
+    let y = values(&avg_pool2d(&x, &without).unwrap());
+    assert_eq!(y, vec![1.0; 9]);
+    let g = Tensor::ones((1, 1, 3, 3), DType::F64, &Device::Cpu).unwrap();
+    // Every input element is in 4 windows; with padding counted each passes on 1/4.
+    assert_eq!(values(&avg_pool2d_vjp(&g, &[1, 1, 2, 2], &with).unwrap()), vec![1.0; 4]);
+    // Without: of an element's 4 windows one holds 1 element, two hold 2, one holds 4.
+    assert_eq!(values(&avg_pool2d_vjp(&g, &[1, 1, 2, 2], &without).unwrap()), vec![2.25; 4]);
+    let g = tensor(vec![1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 4.0], &[1, 1, 3, 3]);
+    assert_eq!(
+        values(&avg_pool2d_vjp(&g, &[1, 1, 2, 2], &without).unwrap()),
+        vec![1.0, 0.0, 0.0, 4.0]
+    );
+    assert_eq!(
+        values(&avg_pool2d_vjp(&g, &[1, 1, 2, 2], &with).unwrap()),
+        vec![0.25, 0.0, 0.0, 1.0]
+    );
+}
+
+/// PyTorch's adaptive bins, written out directly.
+fn naive_adaptive(x: &[f64], dims: [usize; 4], out: [usize; 2]) -> Vec<f64> {
+    let [n, c, h, w] = dims;
+    let mut y = Vec::new();
+    for plane in 0..n * c {
+        for i in 0..out[0] {
+            let (r0, r1) = ((i * h) / out[0], ((i + 1) * h).div_ceil(out[0]));
+            for j in 0..out[1] {
+                let (c0, c1) = ((j * w) / out[1], ((j + 1) * w).div_ceil(out[1]));
+                let mut s = 0.0;
+                for r in r0..r1 {
+                    for q in c0..c1 {
+                        s += x[(plane * h + r) * w + q];
+                    }
+                }
+                y.push(s / ((r1 - r0) * (c1 - c0)) as f64);
+            }
+        }
+    }
+    y
+}
+
+#[test]
+fn adaptive_avg_pool_forward_and_vjp() {
+    for (dims, out) in [
+        ([2, 3, 7, 5], [3, 2]),
+        ([1, 2, 5, 4], [7, 6]),
+        ([2, 2, 6, 6], [1, 1]),
+        ([1, 1, 6, 6], [6, 6]),
+        ([1, 2, 10, 9], [4, 4]),
+    ] {
+        let x = Rng(50).vec(dims.iter().product());
+        let y = adaptive_avg_pool2d(&tensor(x.clone(), &dims), out).unwrap();
+        assert_eq!(y.dims(), [dims[0], dims[1], out[0], out[1]]);
+        assert_close(&values(&y), &naive_adaptive(&x, dims, out), 1e-14, "adaptive forward");
+        check_linear_vjp(
+            dims,
+            &|x| adaptive_avg_pool2d(x, out).unwrap(),
+            &|g| adaptive_avg_pool2d_vjp(g, &dims, out).unwrap(),
+            60,
+            &format!("adaptive vjp {dims:?} -> {out:?}"),
+        );
+    }
+    // Global average pooling is the plain mean.
+    let x = tensor((0..12).map(f64::from).collect(), &[1, 1, 3, 4]);
+    assert_eq!(values(&adaptive_avg_pool2d(&x, [1, 1]).unwrap()), vec![5.5]);
+}
+
+#[test]
+fn pooling_batched_equals_unbatched() {
+    let dims = [5, 3, 9, 9];
+    let x = tensor(Rng(70).vec(dims.iter().product()), &dims).to_dtype(DType::F32).unwrap();
+    let spec = pool_spec([3, 3], [2, 2], [1; 4], false);
+    let y = max_pool2d(&x, &spec).unwrap();
+    let dx = max_pool2d_vjp(&x, &y, &spec).unwrap();
+    let a = avg_pool2d(&x, &spec).unwrap();
+    for i in 0..5 {
+        let xi = x.narrow(0, i, 1).unwrap();
+        assert_eq!(f32s(&max_pool2d(&xi, &spec).unwrap()), f32s(&y.narrow(0, i, 1).unwrap()));
+        let yi = y.narrow(0, i, 1).unwrap();
+        assert_eq!(
+            f32s(&max_pool2d_vjp(&xi, &yi, &spec).unwrap()),
+            f32s(&dx.narrow(0, i, 1).unwrap())
+        );
+        assert_eq!(f32s(&avg_pool2d(&xi, &spec).unwrap()), f32s(&a.narrow(0, i, 1).unwrap()));
+    }
+}
+
+#[test]
+fn pooling_rejects_bad_input_with_typed_errors() {
+    let x = Tensor::zeros((1, 2, 4, 4), DType::F32, &Device::Cpu).unwrap();
+    let x3 = Tensor::zeros((2, 4, 4), DType::F32, &Device::Cpu).unwrap();
+    let sq = Pool2dSpec::square(2);
+    assert!(matches!(max_pool2d(&x3, &sq), Err(Error::InvalidInput(_))));
+    assert!(matches!(avg_pool2d(&x3, &sq), Err(Error::InvalidInput(_))));
+    assert!(matches!(adaptive_avg_pool2d(&x3, [2, 2]), Err(Error::InvalidInput(_))));
+    let k0 = pool_spec([0, 2], [1, 1], [0; 4], true);
+    assert!(matches!(max_pool2d(&x, &k0), Err(Error::InvalidParameter { .. })));
+    let s0 = pool_spec([2, 2], [0, 1], [0; 4], true);
+    assert!(matches!(avg_pool2d(&x, &s0), Err(Error::InvalidParameter { .. })));
+    let big_pad = pool_spec([2, 2], [1, 1], [0, 2, 0, 0], true);
+    assert!(matches!(max_pool2d(&x, &big_pad), Err(Error::InvalidParameter { .. })));
+    let too_big = pool_spec([5, 2], [1, 1], [0; 4], true);
+    assert!(matches!(max_pool2d(&x, &too_big), Err(Error::InvalidInput(_))));
+    assert!(matches!(avg_pool2d(&x, &too_big), Err(Error::InvalidInput(_))));
+    let empty = Tensor::zeros((1, 2, 0, 4), DType::F32, &Device::Cpu).unwrap();
+    assert!(matches!(adaptive_avg_pool2d(&empty, [1, 1]), Err(Error::InvalidInput(_))));
+    assert!(matches!(adaptive_avg_pool2d(&x, [0, 1]), Err(Error::InvalidParameter { .. })));
+    let x16 = x.to_dtype(DType::F16).unwrap();
+    assert!(matches!(max_pool2d(&x16, &sq), Err(Error::InvalidInput(_))));
+    // VJPs: grad_out shape and dtype.
+    let g_bad = Tensor::zeros((1, 2, 2, 3), DType::F32, &Device::Cpu).unwrap();
+    assert!(matches!(max_pool2d_vjp(&x, &g_bad, &sq), Err(Error::ShapeMismatch { .. })));
+    assert!(matches!(avg_pool2d_vjp(&g_bad, &[1, 2, 4, 4], &sq), Err(Error::ShapeMismatch { .. })));
+    assert!(matches!(
+        adaptive_avg_pool2d_vjp(&g_bad, &[1, 2, 4, 4], [2, 2]),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    let g64 = Tensor::zeros((1, 2, 2, 2), DType::F64, &Device::Cpu).unwrap();
+    assert!(matches!(max_pool2d_vjp(&x, &g64, &sq), Err(Error::InvalidInput(_))));
+    assert!(matches!(avg_pool2d_vjp(&g64, &[1, 2, 4], &sq), Err(Error::InvalidInput(_))));
+}
