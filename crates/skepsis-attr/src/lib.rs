@@ -9,6 +9,7 @@ pub mod engine;
 mod error;
 pub mod gradient;
 mod method;
+pub mod registry;
 
 pub use error::{Error, Result};
 pub use gradient::{Gradient, GradientSettings, GradientXInput};

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use serde::Deserialize;
-use skepsis_attr::{Gradient, GradientXInput, Method, Target};
+use skepsis_attr::{Method, Target};
 use skepsis_nn::{model_file, Model};
 
 #[derive(Debug, Deserialize)]
@@ -36,16 +36,8 @@ fn conformance_dir() -> PathBuf {
     }
 }
 
-/// The skepsis method that reproduces `method` with `params`, or `None` when skepsis does
-/// not implement it (yet).
-fn method_for(method: &str, params: &serde_json::Value) -> Option<Box<dyn Method>> {
-    let no_params = params.as_object().is_none_or(|m| m.is_empty());
-    match method {
-        "gradient" if no_params => Some(Box::new(Gradient::default())),
-        "gradient_x_input" if no_params => Some(Box::new(GradientXInput::default())),
-        _ => None,
-    }
-}
+#[path = "conformance_cases/mod.rs"]
+mod cases;
 
 struct Fixtures {
     dir: PathBuf,
@@ -104,7 +96,14 @@ fn conformance_cases() {
         } else {
             (case.method.clone(), case.params.clone())
         };
-        let Some(method) = method_for(&method_name, &params) else {
+        let roles: HashMap<String, Tensor> = case
+            .tensors
+            .iter()
+            .filter(|(role, _)| !role.starts_with("expected"))
+            .map(|(role, key)| (role.clone(), fx.tensor(&case.file, key)))
+            .collect();
+        let view = cases::CaseView { method: &method_name, params: &params, tensors: &roles };
+        let Some(method) = cases::method_for(&view) else {
             skipped.insert(format!("{} {}", case.method, case.params));
             skipped_count += 1;
             continue;
