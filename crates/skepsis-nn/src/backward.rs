@@ -61,7 +61,8 @@ pub struct RuleMap {
 impl RuleMap {
     /// The gradient rule on every node of `model`.
     pub fn gradient(model: &Model) -> Self {
-        RuleMap { rules: vec![Arc::new(Gradient); model.nodes().len()] }
+        let gradient: Arc<dyn Rule> = Arc::new(Gradient);
+        RuleMap { rules: (0..model.nodes().len()).map(|_| Arc::clone(&gradient)).collect() }
     }
 
     /// Assigns `rule` to node `index`.
@@ -230,8 +231,10 @@ impl<'a> BackwardPass<'a> {
                 output: self.trace.output(index),
             };
             if self.parameter_gradients && node.layer.has_parameters() {
-                for (suffix, g) in
-                    node.layer.param_vjp(&step.inputs, &r_out).map_err(|e| at_node(&node.name, e))?
+                for (suffix, g) in node
+                    .layer
+                    .param_vjp(&step.inputs, &r_out)
+                    .map_err(|e| at_node(&node.name, e))?
                 {
                     parameter_gradients.push((format!("{}.{suffix}", node.name), g));
                 }
@@ -241,7 +244,8 @@ impl<'a> BackwardPass<'a> {
             if only_input && self.parameter_gradients && stop_value != ValueId::INPUT {
                 continue;
             }
-            let r_in = rules.get(index).backward(&step, &r_out).map_err(|e| at_node(&node.name, e))?;
+            let r_in =
+                rules.get(index).backward(&step, &r_out).map_err(|e| at_node(&node.name, e))?;
             if r_in.len() != node.inputs.len() {
                 return Err(at_node(
                     &node.name,

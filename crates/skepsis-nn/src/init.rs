@@ -16,11 +16,12 @@ use serde::{Deserialize, Serialize};
 use crate::{Error, Layer, Model, Result};
 
 /// How a parameter tensor is initialized.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Initializer {
     /// PyTorch's default for `nn.Linear` and `nn.Conv2d` weights and biases:
     /// `kaiming_uniform_(a = sqrt(5))`, which is U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+    #[default]
     PytorchDefault,
     /// Normal(0, std) re-drawn until inside two standard deviations (TensorFlow's
     /// `truncated_normal`, used by the Sanity Checks models with std 0.1).
@@ -34,12 +35,6 @@ pub enum Initializer {
     Uniform { low: f64, high: f64 },
     /// Every element equal to `value`.
     Constant { value: f64 },
-}
-
-impl Default for Initializer {
-    fn default() -> Self {
-        Initializer::PytorchDefault
-    }
 }
 
 /// Fan-in and fan-out of a parameter, as PyTorch computes them for the layer's weight.
@@ -60,12 +55,12 @@ impl Initializer {
             Initializer::TruncatedNormalFanIn { gain } if !(gain.is_finite() && gain > 0.0) => {
                 bad("gain", "must be a positive finite number")
             }
-            Initializer::Uniform { low, high } if !(low.is_finite() && high.is_finite() && low < high) => {
+            Initializer::Uniform { low, high }
+                if !(low.is_finite() && high.is_finite() && low < high) =>
+            {
                 bad("low/high", "need finite low < high")
             }
-            Initializer::Constant { value } if !value.is_finite() => {
-                bad("value", "must be finite")
-            }
+            Initializer::Constant { value } if !value.is_finite() => bad("value", "must be finite"),
             _ => Ok(()),
         }
     }
@@ -181,7 +176,8 @@ impl Layer {
                 "running_var" => Initializer::Constant { value: 1.0 },
                 _ => self.initializer(suffix),
             };
-            let fresh = init.tensor(tensor.dims(), self.fans(), tensor.dtype(), tensor.device(), rng)?;
+            let fresh =
+                init.tensor(tensor.dims(), self.fans(), tensor.dtype(), tensor.device(), rng)?;
             layer = layer.with_tensor(suffix, fresh)?;
         }
         Ok(layer)

@@ -17,7 +17,9 @@ pub mod preprocess;
 pub mod train;
 pub mod zoo;
 
-pub use backward::{input_gradient, BackwardOutput, BackwardPass, Gradient, Rule, RuleMap, Step, Stop};
+pub use backward::{
+    input_gradient, BackwardOutput, BackwardPass, Gradient, Rule, RuleMap, Step, Stop,
+};
 pub use error::{Error, Result};
 pub use init::{randomize, Initializer, RandomizeOptions};
 pub use layer::{BatchNorm2d, Conv2d, Layer, Linear};

@@ -237,9 +237,10 @@ impl Model {
     /// Returns a copy with node `index`'s layer replaced (its output shape must be
     /// compatible with the rest of the graph; checked when the model runs).
     pub fn replace_layer(&mut self, index: usize, layer: Layer) -> Result<()> {
-        let node = self.nodes.get_mut(index).ok_or_else(|| {
-            Error::InvalidGraph(format!("node index {index} out of range"))
-        })?;
+        let node = self
+            .nodes
+            .get_mut(index)
+            .ok_or_else(|| Error::InvalidGraph(format!("node index {index} out of range")))?;
         if node.layer.kind() != layer.kind() {
             return Err(Error::InvalidGraph(format!(
                 "node '{}': cannot replace a {} layer by a {} layer",
@@ -257,7 +258,10 @@ impl Model {
         self.nodes
             .iter()
             .flat_map(|n| {
-                n.layer.named_tensors().into_iter().map(move |(s, t)| (format!("{}.{s}", n.name), t.clone()))
+                n.layer
+                    .named_tensors()
+                    .into_iter()
+                    .map(move |(s, t)| (format!("{}.{s}", n.name), t.clone()))
             })
             .collect()
     }
@@ -287,7 +291,8 @@ impl Model {
             Error::InvalidInput(format!("'{key}' is not a tensor key of the form <node>.<name>"))
         })?;
         let index = self.node_index(node)?;
-        let layer = self.nodes[index].layer.with_tensor(suffix, tensor).map_err(|e| at_node(node, e))?;
+        let layer =
+            self.nodes[index].layer.with_tensor(suffix, tensor).map_err(|e| at_node(node, e))?;
         self.nodes[index].layer = layer;
         Ok(())
     }
@@ -351,8 +356,11 @@ impl Model {
         let mut values: Vec<Option<Tensor>> = vec![None; self.nodes.len() + 1];
         values[0] = Some(x.clone());
         for (i, node) in self.nodes.iter().enumerate() {
-            let inputs: Vec<&Tensor> =
-                node.inputs.iter().map(|v| values[v.0].as_ref().expect("topological order")).collect();
+            let inputs: Vec<&Tensor> = node
+                .inputs
+                .iter()
+                .map(|v| values[v.0].as_ref().expect("topological order"))
+                .collect();
             let y = node.layer.forward(&inputs).map_err(|e| at_node(&node.name, e))?;
             values[i + 1] = Some(y);
             for v in &node.inputs {
@@ -379,7 +387,11 @@ impl Model {
 
     /// Number of output classes (size of the last axis of the output for one sample).
     pub fn num_classes(&self) -> Result<usize> {
-        let x = Tensor::zeros([1].iter().chain(&self.input_shape).copied().collect::<Vec<_>>(), self.dtype(), &self.device())?;
+        let x = Tensor::zeros(
+            [1].iter().chain(&self.input_shape).copied().collect::<Vec<_>>(),
+            self.dtype(),
+            &self.device(),
+        )?;
         let y = self.forward(&x)?;
         Ok(y.dims()[1..].iter().product())
     }

@@ -28,7 +28,9 @@ use serde::{Deserialize, Serialize};
 use crate::init::Initializer;
 use crate::layer::LAYER_KINDS;
 use crate::ops::{Conv2dSpec, Padding2d, Pool2dSpec};
-use crate::{BatchNorm2d, Conv2d, Error, Layer, Linear, Model, Node, Preprocessing, Result, ValueId};
+use crate::{
+    BatchNorm2d, Conv2d, Error, Layer, Linear, Model, Node, Preprocessing, Result, ValueId,
+};
 
 /// File name of the graph description inside a model directory.
 pub const MODEL_JSON: &str = "model.json";
@@ -165,7 +167,9 @@ enum LayerConfig {
         count_include_pad: bool,
     },
     #[serde(rename = "adaptive_avgpool2d")]
-    AdaptiveAvgPool2d { output_size: Pair },
+    AdaptiveAvgPool2d {
+        output_size: Pair,
+    },
     #[serde(rename = "batchnorm2d")]
     BatchNorm2d {
         num_features: usize,
@@ -173,7 +177,9 @@ enum LayerConfig {
         eps: f64,
     },
     Flatten,
-    Reshape { shape: Vec<usize> },
+    Reshape {
+        shape: Vec<usize>,
+    },
     Dropout {
         #[serde(default = "default_dropout")]
         p: f64,
@@ -226,10 +232,8 @@ fn resolve(path: &Path) -> (PathBuf, PathBuf) {
 pub fn load(path: &Path, dtype: DType, device: &Device) -> Result<Model> {
     let (json_path, weights_path) = resolve(path);
     let text = std::fs::read_to_string(&json_path).map_err(|e| Error::io(&json_path, e))?;
-    let file: ModelFile = serde_json::from_str(&text).map_err(|e| Error::ModelDescription {
-        path: json_path.clone(),
-        message: e.to_string(),
-    })?;
+    let file: ModelFile = serde_json::from_str(&text)
+        .map_err(|e| Error::ModelDescription { path: json_path.clone(), message: e.to_string() })?;
     let bytes = std::fs::read(&weights_path).map_err(|e| Error::io(&weights_path, e))?;
     let tensors = read_safetensors(&bytes, &weights_path, dtype, device)?;
     let model = build(&file, &json_path, &weights_path, tensors)?;
@@ -269,13 +273,19 @@ fn build(
     weights_path: &Path,
     mut tensors: HashMap<String, Tensor>,
 ) -> Result<Model> {
-    let describe = |message: String| Error::ModelDescription { path: json_path.to_path_buf(), message };
+    let describe =
+        |message: String| Error::ModelDescription { path: json_path.to_path_buf(), message };
     let mut names: HashMap<String, usize> = HashMap::new();
     let mut nodes = Vec::with_capacity(file.layers.len());
     for (i, value) in file.layers.iter().enumerate() {
-        let name = value.get("name").and_then(|v| v.as_str()).map(str::to_string)
+        let name = value
+            .get("name")
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
             .ok_or_else(|| describe(format!("layer {i} has no \"name\"")))?;
-        let kind = value.get("type").and_then(|v| v.as_str())
+        let kind = value
+            .get("type")
+            .and_then(|v| v.as_str())
             .ok_or_else(|| describe(format!("layer '{name}' has no \"type\"")))?;
         if !LAYER_KINDS.contains(&kind) {
             return Err(Error::UnknownLayerType {
@@ -295,7 +305,10 @@ fn build(
             })?;
             if t.dims() != dims {
                 return Err(Error::ShapeMismatch {
-                    context: format!("layer '{name}': weight '{key}' in {}", weights_path.display()),
+                    context: format!(
+                        "layer '{name}': weight '{key}' in {}",
+                        weights_path.display()
+                    ),
                     expected: dims.to_vec(),
                     found: t.dims().to_vec(),
                 });
@@ -315,7 +328,9 @@ fn build(
                 .map(|n| match n.as_str() {
                     "input" => Ok(ValueId::INPUT),
                     other => names.get(other).map(|&j| ValueId::of_node(j)).ok_or_else(|| {
-                        describe(format!("layer '{name}' takes input '{other}', which is not an earlier layer"))
+                        describe(format!(
+                            "layer '{name}' takes input '{other}', which is not an earlier layer"
+                        ))
                     }),
                 })
                 .collect::<Result<Vec<_>>>()?,
@@ -329,7 +344,11 @@ fn build(
         leftover.sort();
         return Err(Error::Safetensors {
             path: weights_path.to_path_buf(),
-            message: format!("tensors not used by any layer of {}: {}", json_path.display(), leftover.join(", ")),
+            message: format!(
+                "tensors not used by any layer of {}: {}",
+                json_path.display(),
+                leftover.join(", ")
+            ),
         });
     }
     Ok(Model::new(&file.name, nodes, file.input_shape.clone())?
@@ -357,10 +376,10 @@ fn layer_from_config(
         LayerConfig::Linear { in_features, out_features, bias } => {
             let w = take("weight", &[*out_features, *in_features])?;
             let b = if *bias { Some(take("bias", &[*out_features])?) } else { None };
-            Layer::Linear(Linear::new(w, b)?.with_init(
-                init.weight.unwrap_or_default(),
-                init.bias.unwrap_or_default(),
-            ))
+            Layer::Linear(
+                Linear::new(w, b)?
+                    .with_init(init.weight.unwrap_or_default(), init.bias.unwrap_or_default()),
+            )
         }
         LayerConfig::Conv2d {
             in_channels,
@@ -384,22 +403,26 @@ fn layer_from_config(
                 dilation: dilation.get(),
                 groups: *groups,
             };
-            Layer::Conv2d(Conv2d::new(w, b, spec)?.with_init(
-                init.weight.unwrap_or_default(),
-                init.bias.unwrap_or_default(),
-            ))
+            Layer::Conv2d(
+                Conv2d::new(w, b, spec)?
+                    .with_init(init.weight.unwrap_or_default(), init.bias.unwrap_or_default()),
+            )
         }
         LayerConfig::Relu => Layer::Relu,
-        LayerConfig::LeakyRelu { negative_slope } => Layer::LeakyRelu { negative_slope: *negative_slope },
+        LayerConfig::LeakyRelu { negative_slope } => {
+            Layer::LeakyRelu { negative_slope: *negative_slope }
+        }
         LayerConfig::Tanh => Layer::Tanh,
         LayerConfig::Sigmoid => Layer::Sigmoid,
         LayerConfig::Softmax => Layer::Softmax,
-        LayerConfig::MaxPool2d { kernel_size, stride, padding: pad } => Layer::MaxPool2d(Pool2dSpec {
-            kernel: kernel_size.get(),
-            stride: stride.unwrap_or(*kernel_size).get(),
-            padding: padding(pad)?,
-            count_include_pad: true,
-        }),
+        LayerConfig::MaxPool2d { kernel_size, stride, padding: pad } => {
+            Layer::MaxPool2d(Pool2dSpec {
+                kernel: kernel_size.get(),
+                stride: stride.unwrap_or(*kernel_size).get(),
+                padding: padding(pad)?,
+                count_include_pad: true,
+            })
+        }
         LayerConfig::AvgPool2d { kernel_size, stride, padding: pad, count_include_pad } => {
             Layer::AvgPool2d(Pool2dSpec {
                 kernel: kernel_size.get(),
@@ -431,7 +454,9 @@ fn layer_from_config(
 }
 
 fn config_of(layer: &Layer) -> (LayerConfig, Option<InitConfig>) {
-    let pool = |s: &Pool2dSpec| (Pair::Two(s.kernel), Some(Pair::Two(s.stride)), PaddingConfig::from(s.padding));
+    let pool = |s: &Pool2dSpec| {
+        (Pair::Two(s.kernel), Some(Pair::Two(s.stride)), PaddingConfig::from(s.padding))
+    };
     let config = match layer {
         Layer::Linear(l) => LayerConfig::Linear {
             in_features: l.in_features(),
@@ -449,7 +474,9 @@ fn config_of(layer: &Layer) -> (LayerConfig, Option<InitConfig>) {
             bias: c.bias.is_some(),
         },
         Layer::Relu => LayerConfig::Relu,
-        Layer::LeakyRelu { negative_slope } => LayerConfig::LeakyRelu { negative_slope: *negative_slope },
+        Layer::LeakyRelu { negative_slope } => {
+            LayerConfig::LeakyRelu { negative_slope: *negative_slope }
+        }
         Layer::Tanh => LayerConfig::Tanh,
         Layer::Sigmoid => LayerConfig::Sigmoid,
         Layer::Softmax => LayerConfig::Softmax,
@@ -459,12 +486,19 @@ fn config_of(layer: &Layer) -> (LayerConfig, Option<InitConfig>) {
         }
         Layer::AvgPool2d(s) => {
             let (kernel_size, stride, padding) = pool(s);
-            LayerConfig::AvgPool2d { kernel_size, stride, padding, count_include_pad: s.count_include_pad }
+            LayerConfig::AvgPool2d {
+                kernel_size,
+                stride,
+                padding,
+                count_include_pad: s.count_include_pad,
+            }
         }
         Layer::AdaptiveAvgPool2d { output_size } => {
             LayerConfig::AdaptiveAvgPool2d { output_size: Pair::Two(*output_size) }
         }
-        Layer::BatchNorm2d(b) => LayerConfig::BatchNorm2d { num_features: b.num_features(), eps: b.eps },
+        Layer::BatchNorm2d(b) => {
+            LayerConfig::BatchNorm2d { num_features: b.num_features(), eps: b.eps }
+        }
         Layer::Flatten => LayerConfig::Flatten,
         Layer::Reshape { shape } => LayerConfig::Reshape { shape: shape.clone() },
         Layer::Dropout { p } => LayerConfig::Dropout { p: *p },
@@ -525,10 +559,8 @@ pub fn save(model: &Model, dir: &Path, force: bool) -> Result<()> {
         .into_iter()
         .map(|(k, t)| Ok((k, t.to_device(&Device::Cpu)?)))
         .collect::<Result<_>>()?;
-    candle_core::safetensors::save(&tensors, &weights_path).map_err(|e| Error::Safetensors {
-        path: weights_path.clone(),
-        message: e.to_string(),
-    })?;
+    candle_core::safetensors::save(&tensors, &weights_path)
+        .map_err(|e| Error::Safetensors { path: weights_path.clone(), message: e.to_string() })?;
     std::fs::write(&json_path, text).map_err(|e| Error::io(&json_path, e))?;
     Ok(())
 }

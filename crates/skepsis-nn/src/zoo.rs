@@ -85,7 +85,12 @@ impl Architecture {
 
 /// Builds `arch` for inputs `[C, H, W]` and `num_classes` outputs, weights drawn from the
 /// architecture's initializers with per-layer generators derived from `seed`.
-pub fn build(arch: Architecture, input_shape: [usize; 3], num_classes: usize, seed: u64) -> Result<Model> {
+pub fn build(
+    arch: Architecture,
+    input_shape: [usize; 3],
+    num_classes: usize,
+    seed: u64,
+) -> Result<Model> {
     if num_classes == 0 {
         return Err(Error::parameter("model zoo", "num_classes", "must be at least 1"));
     }
@@ -119,14 +124,16 @@ pub fn build(arch: Architecture, input_shape: [usize; 3], num_classes: usize, se
         }
         Architecture::TextboxCnn => {
             for (i, ch) in [32, 64, 64].into_iter().enumerate() {
-                b.conv(&format!("conv{}", i + 1), ch, 3, 2, 0, &glorot, &zero)?.relu(&format!("relu{}", i + 1));
+                b.conv(&format!("conv{}", i + 1), ch, 3, 2, 0, &glorot, &zero)?
+                    .relu(&format!("relu{}", i + 1));
             }
             b.flatten().linear("fc1", 200, &glorot, &zero)?.relu("relu4");
             b.linear("logits", num_classes, &glorot, &zero)?;
         }
         Architecture::TextboxCnnAdv => {
             for (i, ch) in [64, 128, 256, 64].into_iter().enumerate() {
-                b.conv(&format!("conv{}", i + 1), ch, 3, 2, 0, &glorot, &zero)?.relu(&format!("relu{}", i + 1));
+                b.conv(&format!("conv{}", i + 1), ch, 3, 2, 0, &glorot, &zero)?
+                    .relu(&format!("relu{}", i + 1));
             }
             b.flatten().linear("fc1", 200, &glorot, &zero)?.relu("relu5");
             b.linear("fc2", 200, &glorot, &zero)?.relu("relu6");
@@ -161,6 +168,7 @@ impl Builder {
         self
     }
 
+    #[allow(clippy::too_many_arguments)] // one argument per column of the papers' tables
     fn conv(
         &mut self,
         name: &str,
@@ -171,11 +179,24 @@ impl Builder {
         w_init: &Initializer,
         b_init: &Initializer,
     ) -> Result<&mut Self> {
-        let spec = Conv2dSpec { stride: [stride, stride], padding: Padding2d::symmetric(pad, pad), ..Default::default() };
-        let [oh, ow] = spec.output_hw([self.shape[1], self.shape[2]], [kernel, kernel]).ok_or_else(|| {
-            Error::parameter(name, "input_shape", format!("{:?} is too small for this network", self.shape))
-        })?;
-        let placeholder = candle_core::Tensor::zeros((out, self.shape[0], kernel, kernel), DType::F32, &Device::Cpu)?;
+        let spec = Conv2dSpec {
+            stride: [stride, stride],
+            padding: Padding2d::symmetric(pad, pad),
+            ..Default::default()
+        };
+        let [oh, ow] =
+            spec.output_hw([self.shape[1], self.shape[2]], [kernel, kernel]).ok_or_else(|| {
+                Error::parameter(
+                    name,
+                    "input_shape",
+                    format!("{:?} is too small for this network", self.shape),
+                )
+            })?;
+        let placeholder = candle_core::Tensor::zeros(
+            (out, self.shape[0], kernel, kernel),
+            DType::F32,
+            &Device::Cpu,
+        )?;
         let bias = candle_core::Tensor::zeros(out, DType::F32, &Device::Cpu)?;
         let layer = Layer::Conv2d(
             Conv2d::new(placeholder, Some(bias), spec)?.with_init(w_init.clone(), b_init.clone()),
@@ -185,11 +206,19 @@ impl Builder {
         Ok(self.push(name, layer))
     }
 
-    fn linear(&mut self, name: &str, out: usize, w_init: &Initializer, b_init: &Initializer) -> Result<&mut Self> {
+    fn linear(
+        &mut self,
+        name: &str,
+        out: usize,
+        w_init: &Initializer,
+        b_init: &Initializer,
+    ) -> Result<&mut Self> {
         let inp: usize = self.shape.iter().product();
         let placeholder = candle_core::Tensor::zeros((out, inp), DType::F32, &Device::Cpu)?;
         let bias = candle_core::Tensor::zeros(out, DType::F32, &Device::Cpu)?;
-        let layer = Layer::Linear(Linear::new(placeholder, Some(bias))?.with_init(w_init.clone(), b_init.clone()));
+        let layer = Layer::Linear(
+            Linear::new(placeholder, Some(bias))?.with_init(w_init.clone(), b_init.clone()),
+        );
         let layer = self.initialized(layer)?;
         self.shape = vec![out];
         Ok(self.push(name, layer))
@@ -207,7 +236,11 @@ impl Builder {
     fn maxpool(&mut self, name: &str, k: usize) -> Result<&mut Self> {
         let spec = Pool2dSpec::square(k);
         let [oh, ow] = spec.output_hw([self.shape[1], self.shape[2]]).ok_or_else(|| {
-            Error::parameter(name, "input_shape", format!("{:?} is too small for this network", self.shape))
+            Error::parameter(
+                name,
+                "input_shape",
+                format!("{:?} is too small for this network", self.shape),
+            )
         })?;
         self.shape = vec![self.shape[0], oh, ow];
         Ok(self.push(name, Layer::MaxPool2d(spec)))

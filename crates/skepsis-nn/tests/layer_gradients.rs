@@ -28,7 +28,10 @@ fn with_element(t: &Tensor, i: usize, delta: f64) -> Tensor {
 
 fn assert_close(analytic: f64, numeric: f64, what: &str) {
     let tol = 1e-6 * (1.0 + numeric.abs());
-    assert!((analytic - numeric).abs() <= tol, "{what}: analytic {analytic} vs finite difference {numeric}");
+    assert!(
+        (analytic - numeric).abs() <= tol,
+        "{what}: analytic {analytic} vs finite difference {numeric}"
+    );
 }
 
 /// Checks the input VJPs and parameter VJPs of `layer` at `inputs` element by element.
@@ -88,8 +91,9 @@ fn linear_with_and_without_bias() -> Result<()> {
 #[test]
 fn conv2d_geometries() -> Result<()> {
     let mut r = rng();
-    // (in, out, kernel, stride, padding, dilation, groups, bias)
-    let cases: &[(usize, usize, [usize; 2], [usize; 2], Padding2d, [usize; 2], usize, bool)] = &[
+    /// (in, out, kernel, stride, padding, dilation, groups, bias)
+    type Case = (usize, usize, [usize; 2], [usize; 2], Padding2d, [usize; 2], usize, bool);
+    let cases: &[Case] = &[
         (2, 3, [3, 3], [1, 1], Padding2d::symmetric(1, 1), [1, 1], 1, true),
         (2, 3, [3, 2], [2, 1], Padding2d::symmetric(0, 1), [1, 1], 1, false),
         (4, 4, [3, 3], [1, 1], Padding2d { top: 1, bottom: 0, left: 2, right: 1 }, [1, 1], 2, true),
@@ -123,7 +127,7 @@ fn activations() -> Result<()> {
         Layer::Flatten,
         Layer::Reshape { shape: vec![6, 8] },
     ] {
-        check_layer(&layer, &[x.clone()], &mut r)?;
+        check_layer(&layer, std::slice::from_ref(&x), &mut r)?;
     }
     Ok(())
 }
@@ -148,7 +152,7 @@ fn pooling() -> Result<()> {
         Layer::AdaptiveAvgPool2d { output_size: [3, 4] },
         Layer::AdaptiveAvgPool2d { output_size: [1, 1] },
     ] {
-        check_layer(&layer, &[x.clone()], &mut r)?;
+        check_layer(&layer, std::slice::from_ref(&x), &mut r)?;
     }
     Ok(())
 }
@@ -170,7 +174,13 @@ fn batchnorm_eval() -> Result<()> {
     let mut r = rng();
     let c = 3;
     let var = random(&[c], &mut r).abs()?.affine(1.0, 0.5)?;
-    let bn = BatchNorm2d::new(random(&[c], &mut r), random(&[c], &mut r), random(&[c], &mut r), var, 1e-5)?;
+    let bn = BatchNorm2d::new(
+        random(&[c], &mut r),
+        random(&[c], &mut r),
+        random(&[c], &mut r),
+        var,
+        1e-5,
+    )?;
     check_layer(&Layer::BatchNorm2d(bn), &[random(&[2, c, 3, 3], &mut r)], &mut r)
 }
 

@@ -168,13 +168,12 @@ fn naive_conv(cs: &Case, x: &[f64], w: &[f64], b: Option<&[f64]>) -> Vec<f64> {
                                     - cs.pad[0] as isize;
                                 let iw = (j * cs.stride[1] + q * cs.dilation[1]) as isize
                                     - cs.pad[2] as isize;
-                                if ih < 0 || iw < 0 || ih >= cs.h as isize || iw >= cs.w as isize
-                                {
+                                if ih < 0 || iw < 0 || ih >= cs.h as isize || iw >= cs.w as isize {
                                     continue;
                                 }
                                 let xc = grp * cg + c;
-                                let xv = x[((n * cs.c + xc) * cs.h + ih as usize) * cs.w
-                                    + iw as usize];
+                                let xv =
+                                    x[((n * cs.c + xc) * cs.h + ih as usize) * cs.w + iw as usize];
                                 acc += w[((o * cg + c) * kh + p) * kw + q] * xv;
                             }
                         }
@@ -256,8 +255,7 @@ fn conv2d_input_vjp_matches_central_differences() {
                 let (mut xp, mut xm) = (ops.x.clone(), ops.x.clone());
                 xp[e] += H;
                 xm[e] -= H;
-                (objective(cs, &xp, &ops.w, b, &g) - objective(cs, &xm, &ops.w, b, &g))
-                    / (2.0 * H)
+                (objective(cs, &xp, &ops.w, b, &g) - objective(cs, &xm, &ops.w, b, &g)) / (2.0 * H)
             })
             .collect();
         assert_close(&vjp, &fd, 1e-8, &format!("input vjp case {idx} {cs:?}"));
@@ -292,8 +290,7 @@ fn conv2d_weight_vjp_matches_central_differences() {
                 let (mut wp, mut wm) = (ops.w.clone(), ops.w.clone());
                 wp[e] += H;
                 wm[e] -= H;
-                (objective(cs, &ops.x, &wp, b, &g) - objective(cs, &ops.x, &wm, b, &g))
-                    / (2.0 * H)
+                (objective(cs, &ops.x, &wp, b, &g) - objective(cs, &ops.x, &wm, b, &g)) / (2.0 * H)
             })
             .collect();
         assert_close(&vjp, &fd, 1e-8, &format!("weight vjp case {idx} {cs:?}"));
@@ -508,7 +505,12 @@ enum Naive {
 
 /// Naive pooling of `[N, C, H, W]` values; also returns, for max pooling, the argmax index
 /// (flat in the tensor) of every output.
-fn naive_pool(x: &[f64], dims: [usize; 4], spec: &Pool2dSpec, kind: Naive) -> (Vec<f64>, Vec<usize>) {
+fn naive_pool(
+    x: &[f64],
+    dims: [usize; 4],
+    spec: &Pool2dSpec,
+    kind: Naive,
+) -> (Vec<f64>, Vec<usize>) {
     let [n, c, h, w] = dims;
     let [oh, ow] = spec.output_hw([h, w]).unwrap();
     let (mut y, mut arg) = (Vec::new(), Vec::new());
@@ -535,7 +537,8 @@ fn naive_pool(x: &[f64], dims: [usize; 4], spec: &Pool2dSpec, kind: Naive) -> (V
                     }
                 }
                 assert!(found);
-                let div = if spec.count_include_pad { spec.kernel[0] * spec.kernel[1] } else { count };
+                let div =
+                    if spec.count_include_pad { spec.kernel[0] * spec.kernel[1] } else { count };
                 y.push(if kind == Naive::Max { best } else { sum / div as f64 });
                 arg.push(best_at);
             }
@@ -650,7 +653,8 @@ fn max_pool_vjp_matches_naive_argmax_and_finite_differences() {
             expected[*a] += gv;
         }
         assert_close(&dx, &expected, 1e-14, "max vjp vs naive argmax");
-        let f = |x: &[f64]| dot(&values(&max_pool2d(&tensor(x.to_vec(), &dims), &spec).unwrap()), &g);
+        let f =
+            |x: &[f64]| dot(&values(&max_pool2d(&tensor(x.to_vec(), &dims), &spec).unwrap()), &g);
         let fd: Vec<f64> = (0..len)
             .map(|e| {
                 let (mut xp, mut xm) = (x.clone(), x.clone());

@@ -133,7 +133,8 @@ impl BatchNorm2d {
         eps: f64,
     ) -> Result<Self> {
         let c = weight.dims1()?;
-        for (name, t) in [("bias", &bias), ("running_mean", &running_mean), ("running_var", &running_var)]
+        for (name, t) in
+            [("bias", &bias), ("running_mean", &running_mean), ("running_var", &running_var)]
         {
             if t.dims() != [c] {
                 return Err(Error::ShapeMismatch {

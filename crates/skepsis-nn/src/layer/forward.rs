@@ -78,7 +78,11 @@ impl Layer {
                     return Err(Error::parameter(
                         "concat",
                         "axis",
-                        format!("must be between 1 and {} for rank-{} inputs", x.rank() - 1, x.rank()),
+                        format!(
+                            "must be between 1 and {} for rank-{} inputs",
+                            x.rank() - 1,
+                            x.rank()
+                        ),
                     ));
                 }
                 Tensor::cat(inputs, *axis)?

@@ -28,7 +28,9 @@ pub enum Layer {
     /// `max(x, 0)`; its derivative at 0 is taken as 0 (PyTorch).
     Relu,
     /// `x` for `x > 0`, `negative_slope * x` otherwise.
-    LeakyRelu { negative_slope: f64 },
+    LeakyRelu {
+        negative_slope: f64,
+    },
     Tanh,
     Sigmoid,
     /// Softmax over axis 1 (classes or channels).
@@ -36,21 +38,29 @@ pub enum Layer {
     MaxPool2d(Pool2dSpec),
     AvgPool2d(Pool2dSpec),
     /// Average pooling to a fixed output size (PyTorch's bins).
-    AdaptiveAvgPool2d { output_size: [usize; 2] },
+    AdaptiveAvgPool2d {
+        output_size: [usize; 2],
+    },
     /// Batch normalization in evaluation mode (running statistics).
     BatchNorm2d(BatchNorm2d),
     /// `[N, d1, d2, ...] -> [N, d1 * d2 * ...]` in row-major order.
     Flatten,
     /// Reshape each sample to `shape` (batch axis kept).
-    Reshape { shape: Vec<usize> },
+    Reshape {
+        shape: Vec<usize>,
+    },
     /// Identity at evaluation time; `p` is kept for the record.
-    Dropout { p: f64 },
+    Dropout {
+        p: f64,
+    },
     Identity,
     /// Element-wise sum of all inputs (residual connections).
     Add,
     /// Concatenation of all inputs along tensor axis `axis` (1 = channels; the batch axis 0
     /// cannot be concatenated).
-    Concat { axis: usize },
+    Concat {
+        axis: usize,
+    },
 }
 
 /// The layer type names used in `model.json`, in the order of [`Layer`]'s variants.

@@ -14,7 +14,12 @@ impl Layer {
     /// `inputs` and `output` are the values recorded by the forward trace. The derivative
     /// of ReLU at exactly 0 is 0 (PyTorch); max pooling routes each window's gradient to
     /// its first maximal element in row-major order.
-    pub fn input_vjp(&self, inputs: &[&Tensor], output: &Tensor, grad: &Tensor) -> Result<Vec<Tensor>> {
+    pub fn input_vjp(
+        &self,
+        inputs: &[&Tensor],
+        output: &Tensor,
+        grad: &Tensor,
+    ) -> Result<Vec<Tensor>> {
         check_arity(self, inputs.len())?;
         let x = inputs[0];
         let single = match self {
@@ -56,7 +61,11 @@ impl Layer {
 
     /// Given `grad = dL/dy`, returns `dL/dθ` for each trainable tensor (key suffixes as in
     /// [`Layer::trainable_tensors`]), summed over the batch.
-    pub fn param_vjp(&self, inputs: &[&Tensor], grad: &Tensor) -> Result<Vec<(&'static str, Tensor)>> {
+    pub fn param_vjp(
+        &self,
+        inputs: &[&Tensor],
+        grad: &Tensor,
+    ) -> Result<Vec<(&'static str, Tensor)>> {
         let x = inputs[0];
         Ok(match self {
             Layer::Linear(l) => {
@@ -76,8 +85,11 @@ impl Layer {
             }
             Layer::BatchNorm2d(bn) => {
                 let c = bn.num_features();
-                let inv_std = bn.running_var.affine(1.0, bn.eps)?.sqrt()?.recip()?.reshape((1, c, 1, 1))?;
-                let x_hat = x.broadcast_sub(&bn.running_mean.reshape((1, c, 1, 1))?)?.broadcast_mul(&inv_std)?;
+                let inv_std =
+                    bn.running_var.affine(1.0, bn.eps)?.sqrt()?.recip()?.reshape((1, c, 1, 1))?;
+                let x_hat = x
+                    .broadcast_sub(&bn.running_mean.reshape((1, c, 1, 1))?)?
+                    .broadcast_mul(&inv_std)?;
                 vec![("weight", (grad * x_hat)?.sum((0, 2, 3))?), ("bias", grad.sum((0, 2, 3))?)]
             }
             _ => Vec::new(),

@@ -48,7 +48,12 @@ const WEIGHT_GRAD_CHUNK: usize = 8;
 /// All operands must share one device and one dtype (F32 or F64); the result has that dtype.
 /// Errors: wrong ranks or shapes, channels or output channels not divisible by `groups`, zero
 /// stride, dilation, groups or kernel size, a (dilated) kernel larger than the padded input.
-pub fn conv2d(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, spec: &Conv2dSpec) -> Result<Tensor> {
+pub fn conv2d(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    spec: &Conv2dSpec,
+) -> Result<Tensor> {
     const CTX: &str = "conv2d";
     let g = ConvGeom::new(CTX, x.dims(), weight.dims(), spec)?;
     let dtype = float_dtype(CTX, "input", x)?;
@@ -357,12 +362,8 @@ fn conv2d_device(
     g: &ConvGeom,
 ) -> Result<Tensor> {
     if spec.stride[0] != spec.stride[1] || spec.dilation[0] != spec.dilation[1] {
-        let y = conv2d(
-            &to_cpu(x)?,
-            &to_cpu(weight)?,
-            bias.map(to_cpu).transpose()?.as_ref(),
-            spec,
-        )?;
+        let y =
+            conv2d(&to_cpu(x)?, &to_cpu(weight)?, bias.map(to_cpu).transpose()?.as_ref(), spec)?;
         return Ok(y.to_device(x.device())?);
     }
     let p = spec.padding;
@@ -389,7 +390,8 @@ fn conv2d_cpu<T: Element>(
     bias: Option<&Tensor>,
     g: &ConvGeom,
 ) -> Result<Tensor> {
-    let bias: Option<Vec<T>> = bias.map(|b| cpu_slice::<T, _>(b, |s| Ok(s.to_vec()))).transpose()?;
+    let bias: Option<Vec<T>> =
+        bias.map(|b| cpu_slice::<T, _>(b, |s| Ok(s.to_vec()))).transpose()?;
     let out = cpu_slice::<T, _>(x, |xs| {
         cpu_slice::<T, _>(weight, |ws| Ok(forward_kernel(xs, ws, bias.as_deref(), g)))
     })?;
@@ -554,7 +556,7 @@ fn weight_vjp_kernel<T: Element>(x: &[T], go: &[T], g: &ConvGeom) -> Vec<T> {
     let mut total = parts.next().unwrap_or_else(|| vec![T::zero(); len]);
     for part in parts {
         for (t, v) in total.iter_mut().zip(part) {
-            *t = *t + v;
+            *t += v;
         }
     }
     total
@@ -667,11 +669,11 @@ fn col2im<T: Element>(col: &[T], g: &ConvGeom, dx: &mut [T]) {
                     let src = &row[i * g.ow..][..g.ow][c_lo..c_hi];
                     if g.sw == 1 {
                         for (d, &s) in dst[s0..s0 + (c_hi - c_lo)].iter_mut().zip(src) {
-                            *d = *d + s;
+                            *d += s;
                         }
                     } else {
                         for (d, &s) in dst[s0..].iter_mut().step_by(g.sw).zip(src) {
-                            *d = *d + s;
+                            *d += s;
                         }
                     }
                 }
@@ -691,9 +693,7 @@ struct Mat<'a, T> {
 impl<T> Mat<'_, T> {
     /// Whether every element of a `rows x cols` matrix lies inside `data`.
     fn fits(&self, rows: usize, cols: usize) -> bool {
-        rows == 0
-            || cols == 0
-            || (rows - 1) * self.rs + (cols - 1) * self.cs < self.data.len()
+        rows == 0 || cols == 0 || (rows - 1) * self.rs + (cols - 1) * self.cs < self.data.len()
     }
 }
 

@@ -24,7 +24,7 @@ use candle_core::{DType, Device, Tensor};
 use rayon::prelude::*;
 
 use super::conv::{float_dtype, same_kind};
-use super::{cpu_slice, from_cpu_vec, Element, Pool2dSpec};
+use super::{cpu_slice, from_cpu_vec, Element, Padding2d, Pool2dSpec};
 use crate::{Error, Result};
 
 /// Max pooling: `y[n,c,i,j] = max_{(h,w) in window(i,j), inside the input} x[n,c,h,w]`.
@@ -91,7 +91,11 @@ pub fn avg_pool2d(x: &Tensor, spec: &Pool2dSpec) -> Result<Tensor> {
 ///
 /// `grad_out` is `[N, C, OH, OW]` (F32 or F64) and must match the output shape for
 /// `input_dims` (`[N, C, H, W]`); the result has shape `input_dims`.
-pub fn avg_pool2d_vjp(grad_out: &Tensor, input_dims: &[usize], spec: &Pool2dSpec) -> Result<Tensor> {
+pub fn avg_pool2d_vjp(
+    grad_out: &Tensor,
+    input_dims: &[usize],
+    spec: &Pool2dSpec,
+) -> Result<Tensor> {
     const CTX: &str = "avg_pool2d_vjp";
     let g = PoolGeom::windowed(CTX, input_dims, spec)?;
     let dtype = float_dtype(CTX, "grad_out", grad_out)?;
@@ -156,7 +160,15 @@ pub fn adaptive_avg_pool2d_vjp(
 #[derive(Clone, Copy, Debug)]
 enum Windows {
     /// Fixed kernel, stride and padding (top, left), plus the average divisor rule.
-    Sliding { kh: usize, kw: usize, sh: usize, sw: usize, top: usize, left: usize, include_pad: bool },
+    Sliding {
+        kh: usize,
+        kw: usize,
+        sh: usize,
+        sw: usize,
+        top: usize,
+        left: usize,
+        include_pad: bool,
+    },
     /// PyTorch's adaptive bins.
     Adaptive,
 }
@@ -171,17 +183,17 @@ struct PoolGeom {
     oh: usize,
     ow: usize,
     windows: Windows,
+    /// 2x2 window, stride 2, no padding: the fast max-pool path applies.
+    plain_2x2: bool,
 }
 
-/// An in-bounds window: input rows `r0..r1`, columns `c0..c1` (never empty), and the divisor
-/// for averaging.
+/// An in-bounds window: input rows `r0..r1`, columns `c0..c1` (never empty).
 #[derive(Clone, Copy, Debug)]
 struct Window {
     r0: usize,
     r1: usize,
     c0: usize,
     c1: usize,
-    divisor: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -251,6 +263,9 @@ impl PoolGeom {
                 left: p.left,
                 include_pad: spec.count_include_pad,
             },
+            plain_2x2: spec.kernel == [2, 2]
+                && spec.stride == [2, 2]
+                && spec.padding == Padding2d::default(),
         })
     }
 
@@ -260,7 +275,12 @@ impl PoolGeom {
         if oh == 0 || ow == 0 {
             return Err(Error::parameter(ctx, "output_hw", "must be at least 1 on both axes"));
         }
-        Ok(PoolGeom { n, c, h, w, oh, ow, windows: Windows::Adaptive })
+        Ok(PoolGeom { n, c, h, w, oh, ow, windows: Windows::Adaptive, plain_2x2: false })
+    }
+
+    /// A 2x2 window with stride 2 and no padding on any side (PyTorch's `MaxPool2d(2)`).
+    fn is_plain_2x2(&self) -> bool {
+        self.plain_2x2
     }
 
     fn output_dims(&self) -> [usize; 4] {
@@ -283,17 +303,16 @@ impl PoolGeom {
     #[inline]
     fn window(&self, i: usize, j: usize) -> Window {
         match self.windows {
-            Windows::Sliding { kh, kw, sh, sw, top, left, include_pad } => {
+            Windows::Sliding { kh, kw, sh, sw, top, left, .. } => {
                 // Validation guarantees each clipped range is non-empty (padding < kernel).
                 let (r0, r1) = clip(i * sh, top, kh, self.h);
                 let (c0, c1) = clip(j * sw, left, kw, self.w);
-                let divisor = if include_pad { kh * kw } else { (r1 - r0) * (c1 - c0) };
-                Window { r0, r1, c0, c1, divisor }
+                Window { r0, r1, c0, c1 }
             }
             Windows::Adaptive => {
                 let (r0, r1) = (i * self.h / self.oh, ((i + 1) * self.h).div_ceil(self.oh));
                 let (c0, c1) = (j * self.w / self.ow, ((j + 1) * self.w).div_ceil(self.ow));
-                Window { r0, r1, c0, c1, divisor: (r1 - r0) * (c1 - c0) }
+                Window { r0, r1, c0, c1 }
             }
         }
     }
@@ -320,35 +339,131 @@ fn back_to(t: Tensor, device: &Device) -> Result<Tensor> {
 // Kernels
 // ---------------------------------------------------------------------------------------------
 
-/// Index (within the plane) of the first maximal element of window `win`, row-major; a NaN
-/// beats every number and the first NaN wins among NaNs.
-#[inline]
-fn argmax<T: Element>(plane: &[T], width: usize, win: &Window) -> usize {
-    let mut best_idx = win.r0 * width + win.c0;
-    let mut best = plane[best_idx];
-    if best.is_nan() {
-        return best_idx;
-    }
-    for r in win.r0..win.r1 {
-        let row = &plane[r * width..][win.c0..win.c1];
-        for (dc, &v) in row.iter().enumerate() {
-            if v > best || v.is_nan() {
-                best = v;
-                best_idx = r * width + win.c0 + dc;
-                if v.is_nan() {
-                    return best_idx;
-                }
-            }
-        }
-    }
-    best_idx
+/// The windows of every output row and column, computed once per call.
+struct Grid {
+    /// In-bounds input rows `[r0, r1)` of each output row.
+    rows: Vec<(usize, usize)>,
+    /// In-bounds input columns `[c0, c1)` of each output column.
+    cols: Vec<(usize, usize)>,
+    /// The averaging divisor when it is the same for every window (`count_include_pad`).
+    fixed_divisor: Option<usize>,
 }
 
-fn window_sum<T: Element>(plane: &[T], width: usize, win: &Window) -> T {
+impl Grid {
+    fn new(g: &PoolGeom) -> Self {
+        let rows = (0..g.oh).map(|i| g.window(i, 0)).map(|w| (w.r0, w.r1)).collect();
+        let cols = (0..g.ow).map(|j| g.window(0, j)).map(|w| (w.c0, w.c1)).collect();
+        let fixed_divisor = match g.windows {
+            Windows::Sliding { kh, kw, include_pad: true, .. } => Some(kh * kw),
+            _ => None,
+        };
+        Grid { rows, cols, fixed_divisor }
+    }
+
+    #[inline]
+    fn divisor<T: Element>(&self, (r0, r1): (usize, usize), (c0, c1): (usize, usize)) -> T {
+        T::from_f64(self.fixed_divisor.unwrap_or((r1 - r0) * (c1 - c0)) as f64)
+    }
+}
+
+/// Largest element of the window (rows `r0..r1`, columns `c0..c1` of a plane `width` wide);
+/// NaN if the window holds one.
+#[inline]
+fn window_max<T: Element>(
+    plane: &[T],
+    width: usize,
+    (r0, r1): (usize, usize),
+    (c0, c1): (usize, usize),
+) -> T {
+    let mut best = plane[r0 * width + c0];
+    for r in r0..r1 {
+        for &v in &plane[r * width + c0..r * width + c1] {
+            best = if (v > best) | v.is_nan() { v } else { best };
+        }
+    }
+    best
+}
+
+/// Index (within the plane) of the first maximal element of the window, row-major; a NaN
+/// beats every number and the first NaN wins among NaNs.
+#[inline]
+fn window_argmax<T: Element>(
+    plane: &[T],
+    width: usize,
+    (r0, r1): (usize, usize),
+    (c0, c1): (usize, usize),
+) -> usize {
+    let mut at = r0 * width + c0;
+    let mut best = plane[at];
+    for r in r0..r1 {
+        let base = r * width;
+        for c in c0..c1 {
+            let v = plane[base + c];
+            // Strictly greater keeps the first of equal maxima; a NaN replaces a number once.
+            let take = (v > best) | (v.is_nan() & !best.is_nan());
+            at = if take { base + c } else { at };
+            best = if take { v } else { best };
+        }
+    }
+    at
+}
+
+/// `max(max(max(a, b), c), d)` with NaN propagation, in row-major window order.
+#[inline(always)]
+fn max4<T: Element>(a: T, b: T, c: T, d: T) -> T {
+    let pick = |best: T, v: T| if (v > best) | v.is_nan() { v } else { best };
+    pick(pick(pick(a, b), c), d)
+}
+
+/// Max pooling of one plane with the ubiquitous 2x2 window, stride 2 and no padding: the
+/// generic window loops cost more than the comparisons for windows this small.
+fn max_pool_2x2_plane<T: Element>(src: &[T], width: usize, y: &mut [T], ow: usize) {
+    for (yrow, rows) in y.chunks_exact_mut(ow).zip(src.chunks_exact(2 * width)) {
+        let (top, bottom) = rows.split_at(width);
+        let pairs = top.chunks_exact(2).zip(bottom.chunks_exact(2));
+        for (yv, (t, b)) in yrow.iter_mut().zip(pairs) {
+            *yv = max4(t[0], t[1], b[0], b[1]);
+        }
+    }
+}
+
+/// VJP of [`max_pool_2x2_plane`]: each gradient goes to the first maximum of its window
+/// (row-major), as [`window_argmax`] decides.
+fn max_pool_2x2_plane_vjp<T: Element>(src: &[T], width: usize, go: &[T], ow: usize, d: &mut [T]) {
+    let rows = src.chunks_exact(2 * width).zip(d.chunks_exact_mut(2 * width));
+    for (grow, (xrows, drows)) in go.chunks_exact(ow).zip(rows) {
+        let (top, bottom) = xrows.split_at(width);
+        let (dtop, dbottom) = drows.split_at_mut(width);
+        for (j, &gv) in grow.iter().enumerate() {
+            let c = 2 * j;
+            let (mut best, mut at) = (top[c], 0u8);
+            // Selects rather than branches: on real data the comparisons are unpredictable.
+            for (k, v) in [(1u8, top[c + 1]), (2, bottom[c]), (3, bottom[c + 1])] {
+                let take = (v > best) | (v.is_nan() & !best.is_nan());
+                at = if take { k } else { at };
+                best = if take { v } else { best };
+            }
+            // The windows do not overlap and tile the plane's covered part, so every element
+            // of it is written exactly once.
+            let zero = T::zero();
+            dtop[c] = if at == 0 { gv } else { zero };
+            dtop[c + 1] = if at == 1 { gv } else { zero };
+            dbottom[c] = if at == 2 { gv } else { zero };
+            dbottom[c + 1] = if at == 3 { gv } else { zero };
+        }
+    }
+}
+
+fn window_sum<T: Element>(
+    plane: &[T],
+    width: usize,
+    (r0, r1): (usize, usize),
+    (c0, c1): (usize, usize),
+) -> T {
     let mut sum = T::zero();
-    for r in win.r0..win.r1 {
-        for &v in &plane[r * width..][win.c0..win.c1] {
-            sum = sum + v;
+    for r in r0..r1 {
+        for &v in &plane[r * width + c0..r * width + c1] {
+            sum += v;
         }
     }
     sum
@@ -356,16 +471,20 @@ fn window_sum<T: Element>(plane: &[T], width: usize, win: &Window) -> T {
 
 fn pool_forward<T: Element>(x: &Tensor, g: &PoolGeom, kind: PoolKind) -> Result<Tensor> {
     let (plane, out_plane) = (g.h * g.w, g.oh * g.ow);
+    let grid = Grid::new(g);
     let out = cpu_slice::<T, _>(x, |xs| {
         let mut out = vec![T::zero(); g.n * g.c * out_plane];
         out.par_chunks_mut(out_plane).zip(xs.par_chunks(plane)).for_each(|(y, src)| {
-            for i in 0..g.oh {
-                for j in 0..g.ow {
-                    let win = g.window(i, j);
-                    y[i * g.ow + j] = match kind {
-                        PoolKind::Max => src[argmax(src, g.w, &win)],
+            if kind == PoolKind::Max && g.is_plain_2x2() {
+                max_pool_2x2_plane(src, g.w, y, g.ow);
+                return;
+            }
+            for (yrow, &rows) in y.chunks_exact_mut(g.ow).zip(&grid.rows) {
+                for (yv, &cols) in yrow.iter_mut().zip(&grid.cols) {
+                    *yv = match kind {
+                        PoolKind::Max => window_max(src, g.w, rows, cols),
                         PoolKind::Avg => {
-                            window_sum(src, g.w, &win) / T::from_f64(win.divisor as f64)
+                            window_sum(src, g.w, rows, cols) / grid.divisor::<T>(rows, cols)
                         }
                     };
                 }
@@ -378,16 +497,21 @@ fn pool_forward<T: Element>(x: &Tensor, g: &PoolGeom, kind: PoolKind) -> Result<
 
 fn max_pool_vjp_cpu<T: Element>(x: &Tensor, grad_out: &Tensor, g: &PoolGeom) -> Result<Tensor> {
     let (plane, out_plane) = (g.h * g.w, g.oh * g.ow);
+    let grid = Grid::new(g);
     let dx = cpu_slice::<T, _>(x, |xs| {
         cpu_slice::<T, _>(grad_out, |gs| {
             let mut dx = vec![T::zero(); g.n * g.c * plane];
             dx.par_chunks_mut(plane)
                 .zip(xs.par_chunks(plane).zip(gs.par_chunks(out_plane)))
                 .for_each(|(d, (src, go))| {
-                    for i in 0..g.oh {
-                        for j in 0..g.ow {
-                            let idx = argmax(src, g.w, &g.window(i, j));
-                            d[idx] = d[idx] + go[i * g.ow + j];
+                    if g.is_plain_2x2() {
+                        max_pool_2x2_plane_vjp(src, g.w, go, g.ow, d);
+                        return;
+                    }
+                    for (grow, &rows) in go.chunks_exact(g.ow).zip(&grid.rows) {
+                        for (&gv, &cols) in grow.iter().zip(&grid.cols) {
+                            let at = window_argmax(src, g.w, rows, cols);
+                            d[at] += gv;
                         }
                     }
                 });
@@ -401,16 +525,16 @@ fn max_pool_vjp_cpu<T: Element>(x: &Tensor, grad_out: &Tensor, g: &PoolGeom) -> 
 /// added to every in-bounds element of the window.
 fn spread_vjp_cpu<T: Element>(grad_out: &Tensor, g: &PoolGeom) -> Result<Tensor> {
     let (plane, out_plane) = (g.h * g.w, g.oh * g.ow);
+    let grid = Grid::new(g);
     let dx = cpu_slice::<T, _>(grad_out, |gs| {
         let mut dx = vec![T::zero(); g.n * g.c * plane];
         dx.par_chunks_mut(plane).zip(gs.par_chunks(out_plane)).for_each(|(d, go)| {
-            for i in 0..g.oh {
-                for j in 0..g.ow {
-                    let win = g.window(i, j);
-                    let share = go[i * g.ow + j] / T::from_f64(win.divisor as f64);
-                    for r in win.r0..win.r1 {
-                        for v in &mut d[r * g.w..][win.c0..win.c1] {
-                            *v = *v + share;
+            for (grow, &(r0, r1)) in go.chunks_exact(g.ow).zip(&grid.rows) {
+                for (&gv, &(c0, c1)) in grow.iter().zip(&grid.cols) {
+                    let share = gv / grid.divisor::<T>((r0, r1), (c0, c1));
+                    for r in r0..r1 {
+                        for v in &mut d[r * g.w + c0..r * g.w + c1] {
+                            *v += share;
                         }
                     }
                 }
@@ -424,7 +548,6 @@ fn spread_vjp_cpu<T: Element>(grad_out: &Tensor, g: &PoolGeom) -> Result<Tensor>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::Padding2d;
 
     /// With every padding side smaller than the kernel, every window of every valid geometry
     /// holds at least one input element, and `clip` agrees with a direct scan.
@@ -453,7 +576,9 @@ mod tests {
                                     .map(|r| r as usize)
                                     .collect();
                                 assert_eq!((win.r0..win.r1).collect::<Vec<_>>(), expected);
-                                assert_eq!(win.divisor, expected.len());
+                                let grid = Grid::new(&g);
+                                let d: f64 = grid.divisor((win.r0, win.r1), (0, 1));
+                                assert_eq!(d, expected.len() as f64);
                             }
                         }
                     }
@@ -465,9 +590,12 @@ mod tests {
     #[test]
     fn nan_is_the_maximum() {
         let plane = [1.0f64, f64::NAN, 3.0, f64::NAN];
-        let win = Window { r0: 0, r1: 2, c0: 0, c1: 2, divisor: 4 };
-        assert_eq!(argmax(&plane, 2, &win), 1);
+        assert_eq!(window_argmax(&plane, 2, (0, 2), (0, 2)), 1);
+        assert!(window_max(&plane, 2, (0, 2), (0, 2)).is_nan());
         let plane = [f64::NAN, 5.0, 3.0, 1.0];
-        assert_eq!(argmax(&plane, 2, &win), 0);
+        assert_eq!(window_argmax(&plane, 2, (0, 2), (0, 2)), 0);
+        assert!(window_max(&plane, 2, (0, 2), (0, 2)).is_nan());
+        let plane = [2.0f64, 5.0, 5.0, 1.0];
+        assert_eq!(window_argmax(&plane, 2, (0, 2), (0, 2)), 1);
     }
 }

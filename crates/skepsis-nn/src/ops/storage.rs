@@ -22,7 +22,9 @@ pub(crate) fn cpu_slice<T: Element, R>(t: &Tensor, f: impl FnOnce(&[T]) -> Resul
     let t = if t.is_contiguous() { t.clone() } else { t.contiguous()? };
     let (storage, layout) = t.storage_and_layout();
     let Storage::Cpu(cpu) = &*storage else {
-        return Err(Error::InvalidInput("a CPU kernel was given a tensor on another device".into()));
+        return Err(Error::InvalidInput(
+            "a CPU kernel was given a tensor on another device".into(),
+        ));
     };
     let all = cpu.as_slice::<T>()?;
     let start = layout.start_offset();

@@ -118,7 +118,8 @@ pub fn train(
             progress.advance(1);
         }
         progress.finish();
-        let heldout_accuracy = heldout.map(|h| accuracy(&current, h, config.batch_size.max(256))).transpose()?;
+        let heldout_accuracy =
+            heldout.map(|h| accuracy(&current, h, config.batch_size.max(256))).transpose()?;
         let record = EpochRecord {
             epoch,
             train_loss: loss_sum / n as f64,
@@ -134,15 +135,19 @@ pub fn train(
             record.seconds
         ));
         if !record.train_loss.is_finite() {
-            return Err(Error::parameter("training", "optimizer", "the loss diverged (NaN or infinite); lower the learning rate"));
+            return Err(Error::parameter(
+                "training",
+                "optimizer",
+                "the loss diverged (NaN or infinite); lower the learning rate",
+            ));
         }
         let score = heldout_accuracy.unwrap_or(record.train_accuracy);
         if best.as_ref().is_none_or(|(s, _, _)| score > *s) {
             best = Some((score, epoch, current.clone()));
         }
-        let done = config.target_accuracy.is_some_and(|t| {
-            record.train_accuracy >= t && heldout_accuracy.is_none_or(|a| a >= t)
-        });
+        let done = config
+            .target_accuracy
+            .is_some_and(|t| record.train_accuracy >= t && heldout_accuracy.is_none_or(|a| a >= t));
         epochs.push(record);
         if done {
             reached_target = true;
@@ -152,7 +157,8 @@ pub fn train(
     }
     let (_, best_epoch, best_model) = best.expect("at least one epoch ran");
     let final_train_accuracy = accuracy(&best_model, data, config.batch_size.max(256))?;
-    let final_heldout_accuracy = heldout.map(|h| accuracy(&best_model, h, config.batch_size.max(256))).transpose()?;
+    let final_heldout_accuracy =
+        heldout.map(|h| accuracy(&best_model, h, config.batch_size.max(256))).transpose()?;
     let report = TrainReport {
         config: config.clone(),
         epochs,
@@ -191,7 +197,11 @@ fn train_step(
     indices: &[usize],
 ) -> Result<(f64, usize)> {
     let device = data.images.device();
-    let idx = Tensor::from_vec(indices.iter().map(|&i| i as u32).collect::<Vec<_>>(), indices.len(), device)?;
+    let idx = Tensor::from_vec(
+        indices.iter().map(|&i| i as u32).collect::<Vec<_>>(),
+        indices.len(),
+        device,
+    )?;
     let x = data.images.index_select(&idx, 0)?.to_dtype(model.dtype())?;
     let labels: Vec<usize> = indices.iter().map(|&i| data.labels[i]).collect();
     let trace = model.trace(&x)?;

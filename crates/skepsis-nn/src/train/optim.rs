@@ -36,7 +36,7 @@ impl OptimizerConfig {
                 if !(0.0..1.0).contains(&beta1) || !(0.0..1.0).contains(&beta2) {
                     return bad("beta1/beta2", "must be in [0, 1)");
                 }
-                if !(eps > 0.0) || !(weight_decay >= 0.0) {
+                if eps.is_nan() || eps <= 0.0 || weight_decay.is_nan() || weight_decay < 0.0 {
                     return bad("eps/weight_decay", "eps must be positive, weight_decay >= 0");
                 }
             }
@@ -44,7 +44,7 @@ impl OptimizerConfig {
                 if !(lr.is_finite() && lr > 0.0) {
                     return bad("lr", "must be positive");
                 }
-                if !(0.0..1.0).contains(&momentum) || !(weight_decay >= 0.0) {
+                if !(0.0..1.0).contains(&momentum) || weight_decay.is_nan() || weight_decay < 0.0 {
                     return bad("momentum/weight_decay", "momentum in [0, 1), weight_decay >= 0");
                 }
             }
@@ -71,7 +71,9 @@ impl Optimizer {
     /// order at every call).
     pub fn update(&mut self, params: &[Tensor], grads: &[Tensor]) -> Result<Vec<Tensor>> {
         if params.len() != self.state.len() || grads.len() != params.len() {
-            return Err(Error::InvalidInput("optimizer called with a different parameter list".into()));
+            return Err(Error::InvalidInput(
+                "optimizer called with a different parameter list".into(),
+            ));
         }
         self.step += 1;
         let mut out = Vec::with_capacity(params.len());
@@ -100,7 +102,13 @@ impl Optimizer {
         Ok(out)
     }
 
-    fn fused<T: Element>(&self, p: &Tensor, g: &Tensor, a: &Tensor, b: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
+    fn fused<T: Element>(
+        &self,
+        p: &Tensor,
+        g: &Tensor,
+        a: &Tensor,
+        b: &Tensor,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
         let dims = p.dims().to_vec();
         let t = self.step as i32;
         let config = self.config.clone();
@@ -109,7 +117,8 @@ impl Optimizer {
                 cpu_slice::<T, _>(a, |a| {
                     cpu_slice::<T, _>(b, |b| {
                         let n = p.len();
-                        let (mut np, mut na, mut nb) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+                        let (mut np, mut na, mut nb) =
+                            (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
                         let c = |v: f64| T::from(v).unwrap_or_else(T::zero);
                         match config {
                             OptimizerConfig::Adam { lr, beta1, beta2, eps, weight_decay } => {
@@ -137,14 +146,24 @@ impl Optimizer {
                                 }
                             }
                         }
-                        Ok((from_cpu_vec(np, dims.clone())?, from_cpu_vec(na, dims.clone())?, from_cpu_vec(nb, dims.clone())?))
+                        Ok((
+                            from_cpu_vec(np, dims.clone())?,
+                            from_cpu_vec(na, dims.clone())?,
+                            from_cpu_vec(nb, dims.clone())?,
+                        ))
                     })
                 })
             })
         })
     }
 
-    fn generic(&self, p: &Tensor, g: &Tensor, a: &Tensor, b: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
+    fn generic(
+        &self,
+        p: &Tensor,
+        g: &Tensor,
+        a: &Tensor,
+        b: &Tensor,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
         let t = self.step as i32;
         match self.config {
             OptimizerConfig::Adam { lr, beta1, beta2, eps, weight_decay } => {
@@ -163,4 +182,3 @@ impl Optimizer {
         }
     }
 }
-

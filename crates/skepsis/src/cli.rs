@@ -1,0 +1,116 @@
+//! Command-line syntax (clap derive). Values are parsed here; everything that needs I/O
+//! happens in `commands`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// skepsis computes saliency maps (feature attributions) and puts every method through the
+/// sanity checks of the literature, so you can see which explanations of YOUR model can be
+/// trusted.
+///
+/// Start with `skepsis methods` to see the attribution methods, `skepsis train` to train a
+/// model of the papers on your data, and `skepsis attribute` to compute a map.
+#[derive(Debug, Parser)]
+#[command(name = "skepsis", version, about, long_about, propagate_version = true)]
+pub struct Cli {
+    /// Worker threads for CPU kernels (default: one per core; RAYON_NUM_THREADS also works).
+    #[arg(long, global = true, value_name = "N")]
+    pub threads: Option<usize>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Compute an attribution map for one input (or a batch) and write it as an image or
+    /// an array.
+    ///
+    /// Example: skepsis attribute --model my-model/ --input digit.png --method "ig:steps=64"
+    /// --out map.png
+    Attribute(AttributeArgs),
+    /// Train a built-in architecture (see `skepsis models`) on labelled images.
+    ///
+    /// Example: skepsis train --arch sc-cnn --data train.safetensors --out my-model/
+    Train(TrainArgs),
+    /// List the attribution methods with their parameters and papers.
+    Methods,
+    /// List the built-in architectures.
+    Models,
+}
+
+#[derive(Debug, Args)]
+pub struct AttributeArgs {
+    /// Model directory holding model.json and model.safetensors.
+    #[arg(long, value_name = "DIR")]
+    pub model: PathBuf,
+    /// Input: a PNG/JPEG image, or a .safetensors file with an `images` tensor [N,C,H,W].
+    #[arg(long, value_name = "FILE")]
+    pub input: PathBuf,
+    /// Method specification, e.g. `gradient`, `ig:steps=64,baseline=zero`,
+    /// `smoothgrad:samples=50,sigma=0.15` (see `skepsis methods`).
+    #[arg(long, default_value = "gradient", value_name = "SPEC")]
+    pub method: String,
+    /// Class to explain: an index, or `predicted` for the model's own prediction.
+    #[arg(long, default_value = "predicted", value_name = "N|predicted")]
+    pub target: String,
+    /// Output file: .png (heatmap), .npy or .safetensors (the raw map).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// PNG rendering: `magnitude` (sum of |map| over channels, inferno colormap) or
+    /// `signed` (sum over channels, blue-white-red, 0 = white).
+    #[arg(long, default_value = "magnitude", value_parser = ["magnitude", "signed"])]
+    pub rendering: String,
+    /// PNG pixel size of one map element.
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub zoom: u32,
+    /// Overwrite the output file if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Architecture name (see `skepsis models`), e.g. sc-cnn.
+    #[arg(long, value_name = "NAME")]
+    pub arch: String,
+    /// Training data: a .safetensors file with `images` [N,C,H,W] (float, already
+    /// preprocessed) and `labels` [N] (integer class indices).
+    #[arg(long, value_name = "FILE")]
+    pub data: PathBuf,
+    /// Output model directory (model.json, model.safetensors, train_report.json).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Hold out the first N images for validation (the Sanity Checks protocol holds out
+    /// 5000 of MNIST's training images).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub holdout: usize,
+    /// Maximum number of epochs.
+    #[arg(long, default_value_t = 10)]
+    pub epochs: usize,
+    /// Mini-batch size.
+    #[arg(long, default_value_t = 50)]
+    pub batch_size: usize,
+    /// Optimizer.
+    #[arg(long, default_value = "adam", value_parser = ["adam", "sgd"])]
+    pub optimizer: String,
+    /// Learning rate.
+    #[arg(long, default_value_t = 1e-4)]
+    pub lr: f64,
+    /// SGD momentum.
+    #[arg(long, default_value_t = 0.9)]
+    pub momentum: f64,
+    /// Stop when training (and validation) accuracy reach this value.
+    #[arg(long, value_name = "ACCURACY")]
+    pub target_accuracy: Option<f64>,
+    /// Seed for the initial weights and the shuffling.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Number of classes (default: largest label + 1).
+    #[arg(long)]
+    pub classes: Option<usize>,
+    /// Overwrite an existing model directory.
+    #[arg(long)]
+    pub force: bool,
+}
