@@ -400,7 +400,8 @@ impl Model {
 /// Wraps an error with the node it happened at.
 pub(crate) fn at_node(node: &str, e: Error) -> Error {
     match e {
-        Error::Node { .. } => e,
+        // Already names its node.
+        Error::Node { .. } | Error::UnsupportedRule { .. } => e,
         other => Error::Node { node: node.to_string(), source: Box::new(other) },
     }
 }

@@ -34,6 +34,9 @@ pub enum Command {
     ///
     /// Example: skepsis train --arch sc-cnn --data train.safetensors --out my-model/
     Train(TrainArgs),
+    /// Generate the built-in data sets (no downloads) or draw a sample grid of one.
+    #[command(subcommand)]
+    Data(DataCommand),
     /// List the attribution methods with their parameters and papers.
     Methods,
     /// List the built-in architectures.
@@ -45,9 +48,13 @@ pub struct AttributeArgs {
     /// Model directory holding model.json and model.safetensors.
     #[arg(long, value_name = "DIR")]
     pub model: PathBuf,
-    /// Input: a PNG/JPEG image, or a .safetensors file with an `images` tensor [N,C,H,W].
-    #[arg(long, value_name = "FILE")]
+    /// Input: a PNG/JPEG image, a .safetensors file with an `images` tensor [N,C,H,W], or a
+    /// data set directory (`skepsis data generate`; its first --count test images).
+    #[arg(long, value_name = "FILE|DIR")]
     pub input: PathBuf,
+    /// With a data set directory as input: how many test images to explain.
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub count: usize,
     /// Method specification, e.g. `gradient`, `ig:steps=64,baseline=zero`,
     /// `smoothgrad:samples=50,sigma=0.15` (see `skepsis methods`).
     #[arg(long, default_value = "gradient", value_name = "SPEC")]
@@ -75,8 +82,9 @@ pub struct TrainArgs {
     /// Architecture name (see `skepsis models`), e.g. sc-cnn.
     #[arg(long, value_name = "NAME")]
     pub arch: String,
-    /// Training data: a .safetensors file with `images` [N,C,H,W] (float, already
-    /// preprocessed) and `labels` [N] (integer class indices).
+    /// Training data: a data set directory (`skepsis data generate ...`; its train split is
+    /// used, its test split reports held-out accuracy) or a .safetensors file with `images`
+    /// [N,C,H,W] (float, already preprocessed) and `labels` [N] (integer class indices).
     #[arg(long, value_name = "FILE")]
     pub data: PathBuf,
     /// Output model directory (model.json, model.safetensors, train_report.json).
@@ -111,6 +119,68 @@ pub struct TrainArgs {
     #[arg(long)]
     pub classes: Option<usize>,
     /// Overwrite an existing model directory.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Write a generated data set (dataset.json + data.safetensors) into a directory.
+    ///
+    /// Examples: skepsis data generate digits --out digits/;
+    /// skepsis data generate smerf --setup 3.71 --scale 0.1 --out smerf-3.71/
+    Generate(GenerateArgs),
+    /// Draw a labelled sample grid of a data set directory, ground-truth regions outlined
+    /// (primary green, secondary red).
+    Show(ShowArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Which data set: `digits` (synthetic MNIST stand-in), `smerf` (Kim et al. 2022 scenes),
+    /// `block-mnist` (Shah et al. 2021, from synthetic digits).
+    #[arg(value_parser = ["digits", "smerf", "block-mnist"])]
+    pub kind: String,
+    /// Output directory.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Seed of every random choice.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// digits / block-mnist: training images.
+    #[arg(long, default_value_t = 60_000)]
+    pub train: usize,
+    /// digits / block-mnist: test images.
+    #[arg(long, default_value_t = 10_000)]
+    pub test: usize,
+    /// smerf: setup id (1.11, 2.11, 1.2, 3.71, 3.72, 3.73, 3.74).
+    #[arg(long, default_value = "1.11")]
+    pub setup: String,
+    /// smerf: factor on the paper's per-bucket image counts (1 = faithful).
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// smerf: `black`, `texture` (procedural, darkened x0.7) or a folder of images.
+    #[arg(long, default_value = "black", value_name = "black|texture|DIR")]
+    pub background: String,
+    /// Overwrite an existing data set in the directory.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// Data set directory.
+    pub dir: PathBuf,
+    /// Output PNG.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    /// Which split to draw.
+    #[arg(long, default_value = "train", value_parser = ["train", "test"])]
+    pub split: String,
+    /// Number of images (the first ones of the split).
+    #[arg(long, default_value_t = 32)]
+    pub count: usize,
+    /// Overwrite the output file.
     #[arg(long)]
     pub force: bool,
 }

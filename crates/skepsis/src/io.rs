@@ -4,7 +4,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
-use skepsis_nn::{ColorMode, Model, Preprocessing};
+use skepsis_nn::{Model, Preprocessing};
 use skepsis_report::{render, Colormap, Rendering};
 
 /// Refuses to replace an existing file unless `force` is set.
@@ -20,10 +20,19 @@ fn extension(path: &Path) -> String {
 }
 
 /// Loads the inputs for `model`: one PNG/JPEG image (preprocessed as the model records, or
-/// scaled to [0, 1]), or the `images` tensor of a safetensors file.
-pub fn read_inputs(path: &Path, model: &Model) -> Result<Tensor> {
+/// scaled to [0, 1]), the `images` tensor of a safetensors file, or the first `count` test
+/// images of a data set directory.
+pub fn read_inputs(path: &Path, model: &Model, count: usize) -> Result<Tensor> {
     let shape = model.input_shape();
-    let x = match extension(path).as_str() {
+    let x = if path.is_dir() {
+        let stored = skepsis_data::read_dataset(path)?;
+        let test = &stored.splits.test;
+        if test.is_empty() || count == 0 {
+            bail!("{}: no test images to explain", path.display());
+        }
+        test.images().narrow(0, 0, count.min(test.len()))?
+    } else {
+        match extension(path).as_str() {
         "png" | "jpg" | "jpeg" => read_image(path, model)?,
         "safetensors" => {
             let tensors = candle_core::safetensors::load(path, &Device::Cpu)
@@ -34,9 +43,10 @@ pub fn read_inputs(path: &Path, model: &Model) -> Result<Tensor> {
             images.to_dtype(DType::F32)?
         }
         other => bail!(
-            "{}: unsupported input type '.{other}' (use .png, .jpg or .safetensors)",
+            "{}: unsupported input type '.{other}' (use .png, .jpg, .safetensors or a data set directory)",
             path.display()
         ),
+        }
     };
     if x.rank() != shape.len() + 1 || x.dims()[1..] != *shape {
         bail!(
@@ -55,42 +65,20 @@ fn read_image(path: &Path, model: &Model) -> Result<Tensor> {
     if shape.len() != 3 || !(shape[0] == 1 || shape[0] == 3) {
         bail!("model '{}' does not take images (input shape {:?})", model.name(), shape);
     }
-    let default = Preprocessing::unit_range(if shape[0] == 1 {
-        ColorMode::Grayscale
-    } else {
-        ColorMode::Rgb
-    });
+    let default = if shape[0] == 1 { Preprocessing::grayscale() } else { Preprocessing::rgb() };
     let pre = model.preprocessing().cloned().unwrap_or(default);
-    let mut img =
-        image::open(path).with_context(|| format!("{}: unreadable image", path.display()))?;
-    let (h, w) = (shape[1], shape[2]);
-    if (img.height() as usize, img.width() as usize) != (h, w) {
-        if pre.resize.is_none() {
-            bail!(
-                "{}: image is {}x{} but model '{}' takes {h}x{w} (its preprocessing does not resize)",
-                path.display(),
-                img.width(),
-                img.height(),
-                model.name()
-            );
-        }
-        img = img.resize_exact(w as u32, h as u32, image::imageops::FilterType::Triangle);
+    let (w, h) = image::image_dimensions(path)
+        .with_context(|| format!("{}: unreadable image", path.display()))?;
+    if pre.resize.is_none() && (h as usize, w as usize) != (shape[1], shape[2]) {
+        bail!(
+            "{}: image is {w}x{h} but model '{}' takes {}x{} (its preprocessing does not resize)",
+            path.display(),
+            model.name(),
+            shape[2],
+            shape[1]
+        );
     }
-    let mut data: Vec<f32> = match shape[0] {
-        1 => img.to_luma8().into_raw().into_iter().map(f32::from).collect(),
-        _ => {
-            let rgb = img.to_rgb8();
-            let mut chw = vec![0f32; 3 * h * w];
-            for (i, p) in rgb.pixels().enumerate() {
-                for c in 0..3 {
-                    chw[c * h * w + i] = p.0[c] as f32;
-                }
-            }
-            chw
-        }
-    };
-    pre.normalize_chw(&mut data, shape[0]);
-    Ok(Tensor::from_vec(data, (1, shape[0], h, w), &Device::Cpu)?)
+    Ok(skepsis_data::load_image(path, &pre)?)
 }
 
 /// Writes `map` [N, C, H, W] as .png (heatmaps side by side), .npy or .safetensors.

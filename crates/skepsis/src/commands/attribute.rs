@@ -19,7 +19,7 @@ pub fn run(args: AttributeArgs) -> Result<()> {
     io::check_writable(&args.out, args.force)?;
 
     let model = super::load_model(&args.model)?;
-    let x = io::read_inputs(&args.input, &model)?;
+    let x = io::read_inputs(&args.input, &model, args.count)?;
     let n = x.dims()[0];
     let target = match target_class {
         None => Target::Predicted,

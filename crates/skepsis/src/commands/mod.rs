@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 mod attribute;
+mod data;
 mod listing;
 mod train;
 
@@ -17,6 +18,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Attribute(args) => attribute::run(args),
         Command::Train(args) => train::run(args),
+        Command::Data(cmd) => data::run(cmd),
         Command::Methods => listing::methods(),
         Command::Models => listing::models(),
     }

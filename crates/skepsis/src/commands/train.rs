@@ -26,7 +26,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
         crate::io::check_writable(&args.out.join(file), args.force)?;
     }
 
-    let (images, labels) = read_labelled(&args.data)?;
+    let source = read_training_data(&args.data)?;
+    let (images, labels) = (source.images, source.labels);
     let n = labels.len();
     if args.holdout >= n {
         bail!("--holdout {} leaves no training images out of {n}", args.holdout);
@@ -39,11 +40,18 @@ pub fn run(args: TrainArgs) -> Result<()> {
     if dims.len() != 4 {
         bail!("{}: images must be [N, C, H, W], found {:?}", args.data.display(), dims);
     }
-    let model = zoo::build(arch, [dims[1], dims[2], dims[3]], classes, args.seed)?;
+    let mut model = zoo::build(arch, [dims[1], dims[2], dims[3]], classes, args.seed)?
+        .with_preprocessing(source.preprocessing);
+    if let Some(names) = source.class_names.filter(|n| n.len() == classes) {
+        model = model.with_class_names(names);
+    }
     let held = (args.holdout > 0).then(|| images.narrow(0, 0, args.holdout)).transpose()?;
     let train_images = images.narrow(0, args.holdout, n - args.holdout)?;
-    let heldout =
-        held.as_ref().map(|h| LabelledData { images: h, labels: &labels[..args.holdout] });
+    let heldout = match (&held, &source.test) {
+        (Some(h), _) => Some(LabelledData { images: h, labels: &labels[..args.holdout] }),
+        (None, Some((images, labels))) => Some(LabelledData { images, labels }),
+        (None, None) => None,
+    };
     let data = LabelledData { images: &train_images, labels: &labels[args.holdout..] };
     let (trained, report) = train::train(&model, data, heldout, &config, &mut Console::new())?;
     model_file::save(&trained, &args.out, args.force)?;
@@ -61,6 +69,34 @@ pub fn run(args: TrainArgs) -> Result<()> {
         args.out.display()
     );
     Ok(())
+}
+
+/// Training images and labels with what is known about them.
+struct TrainingData {
+    images: Tensor,
+    labels: Vec<usize>,
+    /// The test split of a data set directory (held-out accuracy).
+    test: Option<(Tensor, Vec<usize>)>,
+    class_names: Option<Vec<String>>,
+    preprocessing: Option<skepsis_nn::Preprocessing>,
+}
+
+/// Reads a data set directory or a safetensors file.
+fn read_training_data(path: &std::path::Path) -> Result<TrainingData> {
+    if path.is_dir() {
+        let stored = skepsis_data::read_dataset(path)?;
+        let (train, test) = (stored.splits.train, stored.splits.test);
+        let test = (!test.is_empty()).then(|| (test.images().clone(), test.labels().to_vec()));
+        return Ok(TrainingData {
+            images: train.images().clone(),
+            labels: train.labels().to_vec(),
+            test,
+            class_names: Some(train.class_names().to_vec()),
+            preprocessing: Some(stored.info.preprocessing),
+        });
+    }
+    let (images, labels) = read_labelled(path)?;
+    Ok(TrainingData { images, labels, test: None, class_names: None, preprocessing: None })
 }
 
 /// Reads `images` [N,C,H,W] and `labels` [N] from a safetensors file.
