@@ -10,7 +10,9 @@ pub fn one_hot(targets: &[usize], classes: usize, like: &Tensor) -> Result<Tenso
     let mut v = vec![0f64; targets.len() * classes];
     for (i, &t) in targets.iter().enumerate() {
         if t >= classes {
-            return Err(Error::InvalidInput(format!("target class {t} but the model has {classes} outputs")));
+            return Err(Error::InvalidInput(format!(
+                "target class {t} but the model has {classes} outputs"
+            )));
         }
         v[i * classes + t] = 1.0;
     }
@@ -40,9 +42,7 @@ pub fn input_relevance(
         let trace = model.trace(&xs)?;
         let out = trace.logits();
         let seed = one_hot(&targets[start..start + len], out.dims()[1], out)?;
-        logits.extend(
-            (out * &seed)?.sum(1)?.to_dtype(candle_core::DType::F64)?.to_vec1::<f64>()?,
-        );
+        logits.extend((out * &seed)?.sum(1)?.to_dtype(candle_core::DType::F64)?.to_vec1::<f64>()?);
         let mut pass = BackwardPass::new(model, &trace);
         if let Some(r) = rules {
             pass = pass.rules(r);

@@ -7,6 +7,9 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use candle_core::{DType, Device, Tensor};
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{criterion_group, criterion_main, Criterion};
 use skepsis_nn::ops::conv::{conv2d, conv2d_input_vjp, conv2d_weight_vjp};
 use skepsis_nn::ops::pool::{max_pool2d, max_pool2d_vjp};

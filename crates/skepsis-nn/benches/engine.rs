@@ -4,6 +4,9 @@
 //! `RAYON_NUM_THREADS=2 cargo bench -p skepsis-nn --bench engine`.
 
 use candle_core::{DType, Device, Tensor};
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{criterion_group, criterion_main, Criterion};
 use skepsis_nn::zoo::{self, Architecture};
 use skepsis_nn::{input_gradient, Model};

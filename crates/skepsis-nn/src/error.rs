@@ -72,6 +72,31 @@ pub enum Error {
     /// An input or class index is inconsistent with the model.
     #[error("{0}")]
     InvalidInput(String),
+
+    /// An ONNX file is not well-formed protobuf, or exceeds the importer's size limits.
+    #[error("not a valid ONNX file: {message}")]
+    OnnxDecode { message: String },
+
+    /// An ONNX graph is malformed or outside what skepsis imports: cycles, dangling
+    /// inputs, several inputs or outputs, dynamic shapes, unsupported opsets.
+    #[error("ONNX graph: {0}")]
+    OnnxGraph(String),
+
+    /// ONNX operators without a skepsis layer: every one of them, with its node name.
+    #[error("{} unsupported ONNX operator(s): {}", operators.len(), operators.iter().map(|(node, op)| format!("{op} (node '{node}')")).collect::<Vec<_>>().join(", "))]
+    OnnxUnsupportedOperators {
+        /// `(node name, operator)` pairs in graph order; the operator is `domain::OpType`
+        /// outside the default domain.
+        operators: Vec<(String, String)>,
+    },
+
+    /// A supported ONNX operator whose attributes, inputs or shapes cannot be imported.
+    #[error("ONNX node '{node}' ({op_type}): {message}")]
+    OnnxNode { node: String, op_type: String, message: String },
+
+    /// An ONNX tensor (initializer or constant) is inconsistent, too large or unreadable.
+    #[error("ONNX tensor '{tensor}': {message}")]
+    OnnxTensor { tensor: String, message: String },
 }
 
 /// Result type of skepsis-nn.

@@ -12,6 +12,7 @@ pub mod init;
 pub mod layer;
 pub mod model;
 pub mod model_file;
+pub mod onnx;
 pub mod ops;
 pub mod preprocess;
 pub mod train;

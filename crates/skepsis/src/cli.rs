@@ -37,16 +37,26 @@ pub enum Command {
     /// Generate the built-in data sets (no downloads) or draw a sample grid of one.
     #[command(subcommand)]
     Data(DataCommand),
+    /// Run a sanity check on a model and data set; writes records (JSON + CSV) and prints
+    /// a verdict table. Exit status 1 with --fail-on-verdict when a method fails.
+    #[command(subcommand)]
+    Check(crate::commands::check::CheckCommand),
     /// List the attribution methods with their parameters and papers.
     Methods,
     /// List the built-in architectures.
     Models,
+    /// Convert a model from another framework into a skepsis model directory.
+    ///
+    /// Example: skepsis import onnx resnet.onnx --out resnet/
+    #[command(subcommand)]
+    Import(ImportCommand),
 }
 
 #[derive(Debug, Args)]
 pub struct AttributeArgs {
-    /// Model directory holding model.json and model.safetensors.
-    #[arg(long, value_name = "DIR")]
+    /// Model directory holding model.json and model.safetensors, or an .onnx file
+    /// (imported on the fly, see `skepsis import onnx`).
+    #[arg(long, value_name = "DIR|FILE.onnx")]
     pub model: PathBuf,
     /// Input: a PNG/JPEG image, a .safetensors file with an `images` tensor [N,C,H,W], or a
     /// data set directory (`skepsis data generate`; its first --count test images).
@@ -181,6 +191,28 @@ pub struct ShowArgs {
     #[arg(long, default_value_t = 32)]
     pub count: usize,
     /// Overwrite the output file.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// Convert an ONNX file (opsets 11 to 21; Conv, Gemm, MatMul, pooling, BatchNorm,
+    /// activations, reshapes, Add and Concat) into model.json + model.safetensors. Layer
+    /// names come from the ONNX graph (PyTorch module names for torch.onnx exports).
+    /// Commands that take --model also accept the .onnx file directly.
+    Onnx(ImportOnnxArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportOnnxArgs {
+    /// The ONNX file; external tensor data must lie in its folder.
+    #[arg(value_name = "FILE.onnx")]
+    pub file: PathBuf,
+    /// Output model directory (created if needed).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Overwrite model.json and model.safetensors in the output directory.
     #[arg(long)]
     pub force: bool,
 }

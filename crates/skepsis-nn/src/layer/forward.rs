@@ -3,7 +3,7 @@
 use candle_core::Tensor;
 
 use super::Layer;
-use crate::ops::{conv, pool};
+use crate::ops::{conv, pointwise, pool};
 use crate::{Error, Result};
 
 impl Layer {
@@ -28,11 +28,8 @@ impl Layer {
                 }
             }
             Layer::Conv2d(c) => conv::conv2d(x, &c.weight, c.bias.as_ref(), &c.spec)?,
-            Layer::Relu => x.relu()?,
-            Layer::LeakyRelu { negative_slope } => {
-                let scaled = x.affine(*negative_slope, 0.0)?;
-                x.gt(0.0)?.where_cond(x, &scaled)?
-            }
+            Layer::Relu => pointwise::relu(x)?,
+            Layer::LeakyRelu { negative_slope } => pointwise::leaky_relu(x, *negative_slope)?,
             Layer::Tanh => x.tanh()?,
             Layer::Sigmoid => candle_nn::ops::sigmoid(x)?,
             Layer::Softmax => candle_nn::ops::softmax(x, 1)?,

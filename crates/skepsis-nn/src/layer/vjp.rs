@@ -5,7 +5,7 @@ use candle_core::Tensor;
 
 use super::forward::check_arity;
 use super::Layer;
-use crate::ops::{conv, pool};
+use crate::ops::{conv, pointwise, pool};
 use crate::Result;
 
 impl Layer {
@@ -27,8 +27,7 @@ impl Layer {
             Layer::Conv2d(c) => conv::conv2d_input_vjp(grad, &c.weight, x.dims(), &c.spec)?,
             Layer::Relu => relu_mask(x, grad)?,
             Layer::LeakyRelu { negative_slope } => {
-                let scaled = grad.affine(*negative_slope, 0.0)?;
-                x.gt(0.0)?.where_cond(grad, &scaled)?
+                pointwise::leaky_relu_vjp(x, grad, *negative_slope)?
             }
             Layer::Tanh => (grad * output.sqr()?.affine(-1.0, 1.0)?)?,
             Layer::Sigmoid => (grad * (output * output.affine(-1.0, 1.0)?)?)?,
@@ -71,7 +70,7 @@ impl Layer {
             Layer::Linear(l) => {
                 let mut g = vec![("weight", grad.t()?.matmul(x)?)];
                 if l.bias.is_some() {
-                    g.push(("bias", grad.sum(0)?));
+                    g.push(("bias", pointwise::sum_per_channel(grad)?));
                 }
                 g
             }
@@ -79,7 +78,7 @@ impl Layer {
                 let mut g =
                     vec![("weight", conv::conv2d_weight_vjp(x, grad, c.weight.dims(), &c.spec)?)];
                 if c.bias.is_some() {
-                    g.push(("bias", grad.sum((0, 2, 3))?));
+                    g.push(("bias", pointwise::sum_per_channel(grad)?));
                 }
                 g
             }
@@ -99,5 +98,5 @@ impl Layer {
 
 /// `grad * [x > 0]`: the ReLU vector-Jacobian product.
 pub fn relu_mask(x: &Tensor, grad: &Tensor) -> Result<Tensor> {
-    Ok(x.gt(0.0)?.where_cond(grad, &grad.zeros_like()?)?)
+    pointwise::relu_vjp(x, grad)
 }

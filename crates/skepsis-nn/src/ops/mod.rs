@@ -7,6 +7,7 @@
 //! candle's kernels on other devices.
 
 pub mod conv;
+pub mod pointwise;
 pub mod pool;
 mod spec;
 mod storage;

@@ -1,8 +1,11 @@
 //! One module per subcommand.
 
 mod attribute;
+pub(crate) mod check;
 mod data;
+mod import;
 mod listing;
+pub(crate) mod smerf;
 mod train;
 
 use std::path::Path;
@@ -19,13 +22,19 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Attribute(args) => attribute::run(args),
         Command::Train(args) => train::run(args),
         Command::Data(cmd) => data::run(cmd),
+        Command::Check(cmd) => check::run(cmd),
         Command::Methods => listing::methods(),
         Command::Models => listing::models(),
+        Command::Import(cmd) => import::run(cmd),
     }
 }
 
-/// Loads a model directory in f32 on the CPU.
+/// Loads a model directory (or an `.onnx` file, imported on the fly) in f32 on the CPU.
 pub fn load_model(path: &Path) -> Result<Model> {
+    if import::is_onnx(path) {
+        return skepsis_nn::onnx::import(path, DType::F32, &Device::Cpu)
+            .with_context(|| format!("importing ONNX model {}", path.display()));
+    }
     model_file::load(path, DType::F32, &Device::Cpu)
         .with_context(|| format!("loading model {}", path.display()))
 }

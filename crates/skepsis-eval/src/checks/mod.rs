@@ -1,0 +1,123 @@
+//! The sanity checks of saliency methods: each takes a model, data, a list of method specs
+//! and options, and returns a [`CheckReport`] of per-image records, per-step summaries and a
+//! verdict per method under a stated, configurable [`PassRule`].
+//!
+//! | check | paper | function |
+//! |---|---|---|
+//! | model randomization (MPRT, s/eMPRT) | Adebayo 2018; Hedström 2023 | [`model_randomization`] |
+//! | random logit | Sixt et al. 2020 | [`random_logit`] |
+//! | data randomization | Adebayo et al. 2018 | [`data_randomization`] |
+//! | input invariance | Kindermans et al. 2017/2019 | [`input_invariance`] |
+//! | rank-1 convergence | Sixt et al. 2020 | [`rank1_convergence`] |
+//!
+//! Common ground:
+//! - Methods are built from registry spec strings (`skepsis_attr::registry::parse`), so any
+//!   registered method works. The uniform random map (`random`) and the Sobel edge detector
+//!   (`sobel`) always run next to them as controls ([`RANDOM_MAP`], [`EDGE_DETECTOR`]).
+//! - Similarity is computed per sample with [`compare_batch`](crate::compare_batch): every
+//!   normalization is per sample, never over a batch.
+//! - Every random choice derives from one seed; records carry the seed, the parameters and
+//!   the crate version. With an output directory ([`RunControl`]) every finished step is
+//!   written at once, existing output is never overwritten without `force`, and `resume`
+//!   continues an interrupted run to exactly the records of an uninterrupted one.
+
+mod data_randomization;
+mod error;
+mod input_invariance;
+mod maps;
+mod methods;
+mod random_logit;
+mod randomization;
+mod rank1;
+mod report;
+mod store;
+mod verdict;
+
+pub use data_randomization::{
+    data_randomization, DataRandomizationOptions, RandomLabelModel, TRAIN_REPORT_JSON,
+};
+pub use error::{CheckError, CheckResult};
+pub use input_invariance::{input_invariance, shifted_model, InputInvarianceOptions, BLACK};
+pub use maps::{CheckData, CheckOptions, TargetChoice};
+pub use methods::{split_method_list, EDGE_DETECTOR, RANDOM_MAP};
+pub use random_logit::{random_logit, RandomLogitOptions};
+pub use randomization::{
+    default_rule as randomization_default_rule, model_randomization, LayerOrder, MprtVariant,
+    RandomizationMode, RandomizationOptions, EMPRT,
+};
+pub use rank1::{rank1_convergence, rule_map_for_spec, Rank1Options, RANDOM_VECTORS};
+pub use report::{
+    summarize, verdict_table, CheckReport, MethodRecord, Outcome, Record, Summary, Verdict,
+    CRATE_VERSION,
+};
+pub use store::{RunControl, RECORDS_CSV, REPORT_JSON, STEPS_DIR, SUMMARY_CSV, VERDICTS_CSV};
+pub use verdict::{Aggregate, Direction, PassRule, StepRef};
+
+use candle_core::{DType, Tensor};
+
+/// Everything [`assemble`] needs.
+pub(crate) struct Assembly<'a> {
+    pub check: &'static str,
+    pub seed: u64,
+    pub parameters: serde_json::Value,
+    pub methods: Vec<MethodRecord>,
+    pub steps: Vec<String>,
+    pub records: Vec<Record>,
+    pub notes: Vec<String>,
+    pub refusal: Option<String>,
+    pub complete: bool,
+    pub rule: &'a PassRule,
+}
+
+/// The report: summaries from the records, then the verdicts under `rule` (all "not
+/// applicable" when the check refused or stopped early).
+pub(crate) fn assemble(a: Assembly<'_>) -> CheckReport {
+    let summaries = summarize(&a.records);
+    let mut report = CheckReport {
+        check: a.check.to_string(),
+        crate_version: CRATE_VERSION.to_string(),
+        seed: a.seed,
+        parameters: a.parameters,
+        methods: a.methods,
+        steps: a.steps,
+        records: a.records,
+        summaries,
+        verdicts: Vec::new(),
+        rule: String::new(),
+        notes: a.notes,
+        refusal: a.refusal,
+        complete: a.complete,
+    };
+    report::apply_rule(&mut report, a.rule);
+    let why = match (&report.refusal, report.complete) {
+        (Some(reason), _) => Some(format!("check refused: {reason}")),
+        (None, false) => Some("run stopped before the last step (resume to finish)".to_string()),
+        _ => None,
+    };
+    if let Some(why) = why {
+        for v in &mut report.verdicts {
+            v.outcome = Outcome::NotApplicable;
+            v.value = None;
+            v.reason = why.clone();
+        }
+    }
+    report
+}
+
+/// [`digest`] of every tensor of `model`.
+pub(crate) fn model_digest(model: &skepsis_nn::Model) -> CheckResult<String> {
+    digest(&model.state_dict().into_iter().map(|(_, t)| t).collect::<Vec<_>>())
+}
+
+/// A cheap fingerprint of tensors (element count, sum and sum of squares in f64), so that
+/// `resume` notices a different model or different images.
+pub(crate) fn digest(tensors: &[Tensor]) -> CheckResult<String> {
+    let (mut count, mut sum, mut squares) = (0usize, 0f64, 0f64);
+    for t in tensors {
+        let t = t.to_dtype(DType::F64)?;
+        count += t.elem_count();
+        sum += t.sum_all()?.to_scalar::<f64>()?;
+        squares += t.sqr()?.sum_all()?.to_scalar::<f64>()?;
+    }
+    Ok(format!("{count}:{sum:.9e}:{squares:.9e}"))
+}

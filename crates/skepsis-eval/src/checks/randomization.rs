@@ -1,0 +1,395 @@
+//! Model parameter randomization (MPRT): cascading and independent, top-down and bottom-up,
+//! with the smooth (sMPRT) and efficient (eMPRT) variants.
+
+use serde::{Deserialize, Serialize};
+use skepsis_nn::train::Progress;
+use skepsis_nn::{randomize, Model, RandomizeOptions};
+
+use super::error::{CheckError, CheckResult};
+use super::maps::{self, attribute, compare_records, CheckData, CheckOptions, Maps, TargetChoice};
+use super::methods::{self, mix, MethodEntry};
+use super::report::{CheckReport, Record};
+use super::store::{RunControl, StepStore};
+use super::verdict::{Aggregate, Direction, PassRule, StepRef};
+use super::{assemble, digest, model_digest, Assembly};
+use crate::similarity::entropy_rise;
+use crate::Metric;
+
+/// Which layers are randomized at step `k` (layers in [`LayerOrder`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RandomizationMode {
+    /// Layers `order[0..=k]` (cumulative), Adebayo et al.'s main experiment.
+    #[default]
+    Cascading,
+    /// Only `order[k]`, every other layer trained.
+    Independent,
+}
+
+/// The order in which layers are randomized.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LayerOrder {
+    /// From the logits to the input (Adebayo et al. 2018).
+    #[default]
+    TopDown,
+    /// From the input to the logits (Hedström et al. 2023's recommendation).
+    BottomUp,
+}
+
+/// The MPRT variant.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum MprtVariant {
+    /// Compare single explanations (Adebayo et al. 2018).
+    #[default]
+    Standard,
+    /// sMPRT (Hedström et al. 2024): every explanation is the mean over `samples` noisy
+    /// copies of the input, noise std `sigma * (max - min)` per image (paper: 50, 0.1). The
+    /// explained class is resolved on the clean input and kept for its copies.
+    Smooth {
+        /// Noisy copies per image.
+        samples: usize,
+        /// Noise std as a fraction of the image's value range.
+        sigma: f64,
+    },
+    /// eMPRT (Hedström et al. 2024): only the original and the fully randomized model,
+    /// score `(H(|e_rand|) - H(|e|)) / H(|e|)` with `H` the entropy of a 100-bin histogram
+    /// ([`entropy_rise`]); higher is better. Maps are compared in absolute value (Quantus'
+    /// default `abs=True`; its max-normalization does not change a histogram's entropy).
+    Efficient,
+}
+
+/// Options of [`model_randomization`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RandomizationOptions {
+    /// Seed, images, metrics, batch size.
+    pub common: CheckOptions,
+    /// Cascading or independent.
+    pub mode: RandomizationMode,
+    /// Top-down or bottom-up.
+    pub order: LayerOrder,
+    /// The explained class.
+    pub target: TargetChoice,
+    /// Standard, smooth or efficient.
+    pub variant: MprtVariant,
+    /// The layers to randomize, in graph order (`None`: every node with parameters).
+    pub layers: Option<Vec<String>>,
+    /// Passed to [`randomize`] (BatchNorm statistics are kept by default, as Adebayo et al.).
+    pub randomize: RandomizeOptions,
+    /// The pass rule (`None`: [`default_rule`]).
+    pub rule: Option<PassRule>,
+}
+
+/// The default pass rule: for the standard and smooth variants, "passes when the mean of the
+/// first metric after the first randomization step is below the random-map baseline's upper
+/// 95% bound, or below 0.5"; for eMPRT, "passes when the mean entropy rise is above 0".
+pub fn default_rule(options: &RandomizationOptions) -> PassRule {
+    if options.variant == MprtVariant::Efficient {
+        return PassRule {
+            metric: EMPRT.into(),
+            step: StepRef::Last,
+            aggregate: Aggregate::Mean,
+            direction: Direction::Above,
+            threshold: Some(0.0),
+            baseline: None,
+            baseline_margin: 0.0,
+        };
+    }
+    let metric = options.common.metrics.first().copied().unwrap_or(Metric::SpearmanAbs);
+    let similar = metric.higher_is_more_similar();
+    PassRule {
+        metric: metric.name().into(),
+        step: StepRef::Index(1),
+        aggregate: Aggregate::Mean,
+        direction: if similar { Direction::Below } else { Direction::Above },
+        threshold: similar.then_some(0.5),
+        baseline: Some(methods::RANDOM_MAP.into()),
+        baseline_margin: 0.0,
+    }
+}
+
+/// Metric name of eMPRT's records.
+pub const EMPRT: &str = "emprt";
+
+/// Model parameter randomization test (MPRT), Adebayo et al., "Sanity Checks for Saliency
+/// Maps", NeurIPS 2018, with the bottom-up order and the sMPRT / eMPRT variants of
+/// Hedström et al., "Sanity Checks Revisited: An Exploration to Repair the Model Parameter
+/// Randomisation Test", 2023/2024.
+///
+/// Protocol (reference-protocols.md sections 1, 5, 6):
+/// - The layers are the nodes with parameters (or `options.layers`), ordered top-down
+///   (logits first, as Adebayo) or bottom-up. Step 0, `original`, compares the trained
+///   model's maps with themselves (similarity 1: the curve's starting point). Step `k >= 1`,
+///   named after `order[k-1]`, randomizes `order[..k]` (cascading) or only `order[k-1]`
+///   (independent) in a fresh copy of the trained model.
+/// - Randomization re-draws each layer's trainable tensors from its own initializer with a
+///   generator seeded per (seed, layer index) ([`randomize`]); BatchNorm running statistics
+///   stay trained. The trained model is never mutated.
+/// - The explained class is `options.target`: the current model's argmax (default, as the
+///   paper's code), the original model's prediction, or the label.
+/// - Every method's maps for all images of a step come from one `attribute` call (or calls of
+///   `batch_size` images). Every pair (original map, randomized map) is compared per sample
+///   with every metric (normalizations are per sample, never per batch).
+/// - The random-map and Sobel baselines always run; the random map draws a fresh seed per
+///   model (`mix(seed, step)`), so it shows what two unrelated maps score.
+/// - eMPRT compares the original with the fully randomized model only (one step named
+///   `all-layers`, cascading over every layer).
+///
+/// Knobs: mode, order, target, variant (samples, sigma), layers, metrics and their options,
+/// images, seed, the pass rule. Records: image x method x step x metric; the report also
+/// summarizes mean and std per step and applies the pass rule.
+pub fn model_randomization(
+    model: &Model,
+    data: &CheckData,
+    methods: &[String],
+    options: &RandomizationOptions,
+    control: &RunControl,
+    progress: &mut dyn Progress,
+) -> CheckResult<CheckReport> {
+    options.common.validate()?;
+    if let MprtVariant::Smooth { samples, sigma } = options.variant {
+        if samples == 0 || !(sigma.is_finite() && sigma >= 0.0) {
+            return Err(CheckError::option("variant", "sMPRT needs samples >= 1 and sigma >= 0"));
+        }
+    }
+    let entries = methods::prepare(methods)?;
+    let order = layer_order(model, options)?;
+    let (x, labels) = data.take(options.common.images, model)?;
+    let steps: Vec<String> = if options.variant == MprtVariant::Efficient {
+        vec!["all-layers".into()]
+    } else {
+        std::iter::once("original".to_string()).chain(order.iter().cloned()).collect()
+    };
+    let parameters = serde_json::json!({
+        "options": options,
+        "methods": methods,
+        "layer_order": order,
+        "model": model.name(),
+        "model_digest": model_digest(model)?,
+        "data_digest": digest(std::slice::from_ref(&x))?,
+    });
+    let mut store = StepStore::open(control, fingerprint("model-randomization", &parameters), &[])?;
+    let ctx = Context { model, x: &x, labels: labels.as_deref(), options, entries: &entries };
+    let original_predictions = maps::predictions(model, &x, options.common.batch_size)?;
+
+    progress.start((steps.len() * entries.len()) as u64, "model randomization");
+    let needs_originals = (0..steps.len()).any(|k| !store.has(k));
+    let originals = if needs_originals {
+        entries
+            .iter()
+            .map(|e| ctx.maps(e, model, 0, &original_predictions))
+            .collect::<CheckResult<Vec<_>>>()?
+    } else {
+        Vec::new()
+    };
+    let mut records = Vec::new();
+    let mut complete = true;
+    for (k, name) in steps.iter().enumerate() {
+        let step = store.step(k, name, || {
+            ctx.step(k, name, &order, &originals, &original_predictions, &mut *progress)
+        })?;
+        match step {
+            Some(r) => records.extend(r),
+            None => {
+                complete = false;
+                break;
+            }
+        }
+    }
+    progress.finish();
+    let rule = options.rule.clone().unwrap_or_else(|| default_rule(options));
+    let notes = vec![format!(
+        "{} randomization, {} order, explained class: {}",
+        serde_name(&options.mode),
+        serde_name(&options.order),
+        serde_name(&options.target)
+    )];
+    let report = assemble(Assembly {
+        check: "model-randomization",
+        seed: options.common.seed,
+        parameters,
+        methods: entries.iter().map(|e| e.record()).collect(),
+        steps,
+        records,
+        notes,
+        refusal: None,
+        complete,
+        rule: &rule,
+    });
+    store.finish(&report)?;
+    Ok(report)
+}
+
+/// `"{check}"` plus the parameters and the crate version: what `resume` must match.
+pub(crate) fn fingerprint(check: &str, parameters: &serde_json::Value) -> serde_json::Value {
+    serde_json::json!({
+        "check": check,
+        "version": super::report::CRATE_VERSION,
+        "parameters": parameters,
+    })
+}
+
+/// A serde enum's name (`cascading`, `top-down`, ...).
+pub(crate) fn serde_name(value: &impl Serialize) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(_) => "?".into(),
+    }
+}
+
+/// The layer names in randomization order.
+fn layer_order(model: &Model, options: &RandomizationOptions) -> CheckResult<Vec<String>> {
+    let mut layers: Vec<String> = match &options.layers {
+        Some(names) => {
+            let mut indexed = Vec::with_capacity(names.len());
+            for name in names {
+                let index = model.node_index(name)?;
+                if !model.nodes()[index].layer.has_parameters() {
+                    return Err(CheckError::option(
+                        "layers",
+                        format!("node '{name}' has no parameters to randomize"),
+                    ));
+                }
+                indexed.push((index, name.clone()));
+            }
+            indexed.sort();
+            indexed.dedup();
+            indexed.into_iter().map(|(_, n)| n).collect()
+        }
+        None => model.parametric_nodes().iter().map(|&i| model.nodes()[i].name.clone()).collect(),
+    };
+    if layers.is_empty() {
+        return Err(CheckError::option("layers", "the model has no layer with parameters"));
+    }
+    if options.order == LayerOrder::TopDown {
+        layers.reverse();
+    }
+    Ok(layers)
+}
+
+struct Context<'a> {
+    model: &'a Model,
+    x: &'a candle_core::Tensor,
+    labels: Option<&'a [usize]>,
+    options: &'a RandomizationOptions,
+    entries: &'a [MethodEntry],
+}
+
+impl Context<'_> {
+    /// The maps of `entry` on `model` (variant `variant` for the random map).
+    fn maps(
+        &self,
+        entry: &MethodEntry,
+        model: &Model,
+        variant: u64,
+        original_predictions: &[usize],
+    ) -> CheckResult<Maps> {
+        let common = &self.options.common;
+        let method = entry.instance(mix(common.seed, variant))?;
+        let target = self.options.target.target(original_predictions, self.labels)?;
+        match self.options.variant {
+            MprtVariant::Smooth { samples, sigma } => {
+                let classes = match target {
+                    skepsis_attr::Target::Classes(c) => c,
+                    _ => maps::predictions(model, self.x, common.batch_size)?,
+                };
+                let repeated: Vec<usize> =
+                    (0..samples).flat_map(|_| classes.iter().copied()).collect();
+                let noisy = maps::noisy_copies(self.x, samples, sigma, mix(common.seed, 0x736d))?;
+                let batch = common.batch_size.map(|b| b * samples);
+                let all = attribute(
+                    method.get(),
+                    model,
+                    &noisy,
+                    &skepsis_attr::Target::Classes(repeated),
+                    batch,
+                )?;
+                Ok(maps::average_copies(all, samples))
+            }
+            _ => attribute(method.get(), model, self.x, &target, common.batch_size),
+        }
+    }
+
+    /// The records of step `k`.
+    fn step(
+        &self,
+        k: usize,
+        name: &str,
+        order: &[String],
+        originals: &[Maps],
+        original_predictions: &[usize],
+        progress: &mut dyn Progress,
+    ) -> CheckResult<Vec<Record>> {
+        let common = &self.options.common;
+        let efficient = self.options.variant == MprtVariant::Efficient;
+        let randomized = if efficient {
+            let all: Vec<&str> = order.iter().map(String::as_str).collect();
+            Some(randomize(self.model, &all, common.seed, self.options.randomize)?)
+        } else if k == 0 {
+            None
+        } else {
+            let names: Vec<&str> = match self.options.mode {
+                RandomizationMode::Cascading => order[..k].iter().map(String::as_str).collect(),
+                RandomizationMode::Independent => vec![order[k - 1].as_str()],
+            };
+            Some(randomize(self.model, &names, common.seed, self.options.randomize)?)
+        };
+        let mut records = Vec::new();
+        for (entry, original) in self.entries.iter().zip(originals) {
+            match &randomized {
+                None => records.extend(compare_records(
+                    &entry.label,
+                    (k, name),
+                    original,
+                    original,
+                    &common.metrics,
+                    &common.compare,
+                )?),
+                Some(m) => {
+                    let variant = if efficient { 1 } else { k as u64 };
+                    let maps = self.maps(entry, m, variant, original_predictions)?;
+                    if efficient {
+                        records.extend(emprt_records(&entry.label, (k, name), original, &maps)?);
+                    } else {
+                        records.extend(compare_records(
+                            &entry.label,
+                            (k, name),
+                            original,
+                            &maps,
+                            &common.metrics,
+                            &common.compare,
+                        )?);
+                    }
+                }
+            }
+            progress.advance(1);
+        }
+        Ok(records)
+    }
+}
+
+/// eMPRT per image on `|map|`.
+fn emprt_records(
+    method: &str,
+    (step_index, step): (usize, &str),
+    original: &Maps,
+    randomized: &Maps,
+) -> CheckResult<Vec<Record>> {
+    (0..original.n())
+        .map(|i| {
+            let abs = |m: &Maps| m.sample(i).iter().map(|v| v.abs()).collect::<Vec<f64>>();
+            let s = entropy_rise(&abs(original), &abs(randomized))?;
+            Ok(Record {
+                method: method.to_string(),
+                step_index,
+                step: step.to_string(),
+                image: i,
+                metric: EMPRT.into(),
+                value: s.value,
+                degenerate: s.is_degenerate(),
+            })
+        })
+        .collect()
+}
