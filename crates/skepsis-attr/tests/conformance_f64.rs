@@ -1,8 +1,7 @@
-//! The part-2 conformance cases (Guided Backprop, DeconvNet, Guided GradCAM, LRP, DeepLIFT,
-//! DeepSHAP) run in float64: the fixture models and inputs converted to F64 must reproduce
-//! the float64 references of captum and zennit to ~1e-9 relative, far tighter than the
-//! float32 tolerances of `conformance.rs`. Skipped (with a message) when the fixture
-//! directory is absent.
+//! Every conformance case of both method families run in float64: the fixture models and
+//! inputs converted to F64 must reproduce the float64 references of captum, zennit and the
+//! own torch references to ~1e-9 relative, far tighter than the float32 tolerances of
+//! `conformance.rs`. Skipped (with a message) when the fixture directory is absent.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -26,8 +25,23 @@ struct Case {
     tensors: HashMap<String, String>,
 }
 
+/// Part 2: modified backpropagation.
 const PART2: &[&str] =
     &["guided_backprop", "deconvnet", "guided_gradcam", "lrp", "deeplift", "deepliftshap"];
+
+/// Part 1: the gradient family, CAM, perturbation and CGI.
+const PART1: &[&str] = &[
+    "gradient",
+    "gradient_x_input",
+    "integrated_gradients",
+    "smoothgrad",
+    "smoothgrad_sq",
+    "vargrad",
+    "gradcam",
+    "gradcam_upsampled",
+    "occlusion",
+    "cgi",
+];
 
 fn conformance_dir() -> PathBuf {
     match std::env::var_os("SKEPSIS_CONFORMANCE_DIR") {
@@ -36,8 +50,10 @@ fn conformance_dir() -> PathBuf {
     }
 }
 
-#[test]
-fn part2_cases_match_in_float64() {
+/// Runs every case whose method is in `methods` on the F64 models and inputs; fails on any
+/// element off by more than 1e-9 of the case's max |expected|, or if fewer than `at_least`
+/// cases ran.
+fn check_in_float64(methods: &[&str], at_least: usize, part: &str) {
     let dir = conformance_dir();
     let Ok(text) = std::fs::read_to_string(dir.join("cases.json")) else {
         eprintln!("no conformance fixtures at {}: skipped", dir.display());
@@ -47,7 +63,7 @@ fn part2_cases_match_in_float64() {
     let mut files: HashMap<String, HashMap<String, Tensor>> = HashMap::new();
     let mut failures = Vec::new();
     let mut ran = 0;
-    for case in cases.iter().filter(|c| PART2.contains(&c.method.as_str())) {
+    for case in cases.iter().filter(|c| methods.contains(&c.method.as_str())) {
         let tensors = files.entry(case.file.clone()).or_insert_with(|| {
             candle_core::safetensors::load(dir.join(&case.file), &Device::Cpu)
                 .expect("case tensors load")
@@ -101,6 +117,16 @@ fn part2_cases_match_in_float64() {
         }
         ran += 1;
     }
-    assert!(failures.is_empty(), "float64 part-2 cases failed:\n{}", failures.join("\n"));
-    assert!(ran >= 38, "only {ran} part-2 cases ran");
+    assert!(failures.is_empty(), "float64 {part} cases failed:\n{}", failures.join("\n"));
+    assert!(ran >= at_least, "only {ran} {part} cases ran");
+}
+
+#[test]
+fn part1_cases_match_in_float64() {
+    check_in_float64(PART1, 30, "part-1");
+}
+
+#[test]
+fn part2_cases_match_in_float64() {
+    check_in_float64(PART2, 38, "part-2");
 }
