@@ -42,10 +42,13 @@ fn main() -> skepsis_nn::Result<()> {
         let out = trace.output(i);
         let g = out.ones_like()?;
         let mut t = [Duration::ZERO; 3];
+        let mut wall = Duration::ZERO;
         for _ in 0..reps {
             let s = cpu_time();
+            let w0 = std::time::Instant::now();
             node.layer.forward(&inputs)?;
             let a = cpu_time();
+            wall += w0.elapsed();
             node.layer.input_vjp(&inputs, out, &g)?;
             let b = cpu_time();
             node.layer.param_vjp(&inputs, &g)?;
@@ -55,7 +58,14 @@ fn main() -> skepsis_nn::Result<()> {
             t[2] += c - b;
         }
         let ms = |d: Duration| d.as_secs_f64() * 1e3 / reps as f64;
-        println!("{:<10} {:>10.2} {:>10.2} {:>10.2}", node.name, ms(t[0]), ms(t[1]), ms(t[2]));
+        println!(
+            "{:<10} {:>10.2} {:>10.2} {:>10.2}   fwd wall {:.2}",
+            node.name,
+            ms(t[0]),
+            ms(t[1]),
+            ms(t[2]),
+            ms(wall)
+        );
         for k in 0..3 {
             total[k] += t[k];
         }
