@@ -2,7 +2,7 @@
 
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
-use skepsis_nn::Model;
+use skepsis_nn::{Model, RuleMap};
 
 use crate::engine::input_relevance;
 use crate::{Attribution, Method, Result, Target};
@@ -43,6 +43,10 @@ impl Method for Gradient {
         let (map, _) = input_relevance(model, x, &targets, None, self.settings.batch_size)?;
         Ok(Attribution { map, targets, completeness_delta: None })
     }
+
+    fn propagation(&self, model: &Model) -> Option<Result<(Model, RuleMap)>> {
+        Some(Ok((model.clone(), RuleMap::gradient(model))))
+    }
 }
 
 /// Gradient x Input, Shrikumar et al., "Not Just a Black Box: Learning Important Features
@@ -61,5 +65,9 @@ impl Method for GradientXInput {
         let targets = target.resolve(model, x)?;
         let (grad, _) = input_relevance(model, x, &targets, None, self.settings.batch_size)?;
         Ok(Attribution { map: (grad * x)?, targets, completeness_delta: None })
+    }
+
+    fn propagation(&self, model: &Model) -> Option<Result<(Model, RuleMap)>> {
+        Some(Ok((model.clone(), RuleMap::gradient(model))))
     }
 }

@@ -3,7 +3,7 @@
 use candle_core::{DType, Tensor};
 use serde::{Deserialize, Serialize};
 use skepsis_nn::train::argmax;
-use skepsis_nn::Model;
+use skepsis_nn::{Model, RuleMap};
 
 use crate::{Error, Result};
 
@@ -60,4 +60,14 @@ pub trait Method: Send + Sync {
 
     /// Attributes the explained logit of every sample of `x` (`[N, ...input_shape]`).
     fn attribute(&self, model: &Model, x: &Tensor, target: &Target) -> Result<Attribution>;
+
+    /// For methods that are one rule-driven backward walk (Gradient, Gradient x Input,
+    /// Guided Backprop, DeconvNet, LRP and its relatives): the model the walk runs on
+    /// (canonized where the method canonizes) and the rule of every node. `None` for methods
+    /// that are not a single walk (Integrated Gradients, SmoothGrad, GradCAM, DeepLIFT with
+    /// its reference trace, perturbation methods). The rank-1 convergence test propagates
+    /// random relevance with these rules.
+    fn propagation(&self, _model: &Model) -> Option<Result<(Model, RuleMap)>> {
+        None
+    }
 }

@@ -73,8 +73,7 @@ pub struct GuidedBackprop {
 impl GuidedBackprop {
     /// The guided-backprop map of every sample of `x` for the resolved `targets`.
     pub fn map(&self, model: &Model, x: &Tensor, targets: &[usize]) -> Result<Tensor> {
-        let composite = preset("guided-backprop", &CompositeParams::default())?;
-        let rules = composite.rule_map(model)?;
+        let (_, rules) = preset_rules("guided-backprop", model)?;
         let (map, _) = walk_chunks(
             model,
             x,
@@ -97,6 +96,10 @@ impl Method for GuidedBackprop {
         let map = self.map(model, x, &targets)?;
         Ok(Attribution { map, targets, completeness_delta: None })
     }
+
+    fn propagation(&self, model: &Model) -> Option<Result<(Model, RuleMap)>> {
+        Some(preset_rules("guided-backprop", model))
+    }
 }
 
 /// DeconvNet, Zeiler & Fergus, "Visualizing and Understanding Convolutional Networks",
@@ -114,7 +117,7 @@ impl Method for DeconvNet {
 
     fn attribute(&self, model: &Model, x: &Tensor, target: &Target) -> Result<Attribution> {
         let targets = target.resolve(model, x)?;
-        let rules = preset("deconvnet", &CompositeParams::default())?.rule_map(model)?;
+        let (_, rules) = preset_rules("deconvnet", model)?;
         let (map, _) = walk_chunks(
             model,
             x,
@@ -125,6 +128,16 @@ impl Method for DeconvNet {
         )?;
         Ok(Attribution { map, targets, completeness_delta: None })
     }
+
+    fn propagation(&self, model: &Model) -> Option<Result<(Model, RuleMap)>> {
+        Some(preset_rules("deconvnet", model))
+    }
+}
+
+/// The model and rule map of a parameter-free preset (guided-backprop, deconvnet).
+fn preset_rules(name: &str, model: &Model) -> Result<(Model, RuleMap)> {
+    let rules = preset(name, &CompositeParams::default())?.rule_map(model)?;
+    Ok((model.clone(), rules))
 }
 
 fn default_batch_size() -> usize {
@@ -193,6 +206,19 @@ impl Lrp {
     }
 }
 
+impl Lrp {
+    /// The model the walk runs on (BatchNorm merged when the settings ask) and its rules.
+    fn walk(&self, model: &Model) -> Result<(Model, RuleMap)> {
+        let model = if self.settings.merge_batch_norm {
+            MergeBatchNorm.apply(model)?
+        } else {
+            model.clone()
+        };
+        let rules = self.composite.rule_map(&model)?;
+        Ok((model, rules))
+    }
+}
+
 impl Method for Lrp {
     fn name(&self) -> String {
         self.name.clone()
@@ -200,16 +226,9 @@ impl Method for Lrp {
 
     fn attribute(&self, model: &Model, x: &Tensor, target: &Target) -> Result<Attribution> {
         let targets = target.resolve(model, x)?;
-        let merged;
-        let model = if self.settings.merge_batch_norm {
-            merged = MergeBatchNorm.apply(model)?;
-            &merged
-        } else {
-            model
-        };
-        let rules = self.composite.rule_map(model)?;
+        let (model, rules) = self.walk(model)?;
         let (map, _) = walk_chunks(
-            model,
+            &model,
             x,
             &targets,
             self.settings.batch_size,
@@ -217,5 +236,9 @@ impl Method for Lrp {
             |_, _| Ok(rules.clone()),
         )?;
         Ok(Attribution { map, targets, completeness_delta: None })
+    }
+
+    fn propagation(&self, model: &Model) -> Option<Result<(Model, RuleMap)>> {
+        Some(self.walk(model))
     }
 }

@@ -5,12 +5,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
-use skepsis_attr::canonizer::{Canonizer, MergeBatchNorm};
-use skepsis_attr::composite::{preset, Composite, CompositeParams};
-use skepsis_attr::registry::{self, Params};
-use skepsis_attr::rules::{
-    AlphaBeta, Epsilon, Flat, Gamma, WSquare, ZBox, ZPlus, DEFAULT_STABILIZER,
-};
+use skepsis_attr::registry;
 use skepsis_nn::train::Progress;
 use skepsis_nn::{BackwardPass, Layer, Model, RuleMap, Stop};
 
@@ -67,77 +62,11 @@ pub fn default_rule() -> PassRule {
 }
 
 /// The model (canonized where the method canonizes) and the rule map a registry spec
-/// propagates with, or `None` when the method is not a single rule-based backward walk
-/// (DeepLIFT needs a reference trace; wrappers such as IG or SmoothGrad average walks).
-///
-/// Supported: `gradient` and `gradient-x-input` (the gradient rule), `guided-backprop`,
-/// `deconvnet`, `lrp` (`composite=` any preset or `rule=` one rule, with their parameters),
-/// `deep-taylor`, `excitation-backprop`; the LRP family first merges BatchNorm as the method
-/// does. Built from skepsis-attr's public composites, so the rules are the method's own.
+/// propagates with ([`skepsis_attr::Method::propagation`]), or `None` when the method is not
+/// a single rule-based backward walk (DeepLIFT needs a reference trace; wrappers such as IG
+/// or SmoothGrad average walks).
 pub fn rule_map_for_spec(spec: &str, model: &Model) -> CheckResult<Option<(Model, RuleMap)>> {
-    registry::parse(spec)?;
-    let p = Params::parse(spec)?;
-    let name = registry::lookup(&p.method)?.name;
-    let defaults = CompositeParams::default();
-    let stabilizer = p.finite_f64("stabilizer", DEFAULT_STABILIZER)?;
-    let bounds = || -> CheckResult<CompositeParams> {
-        Ok(CompositeParams {
-            low: p.finite_f64("low", 0.0)?,
-            high: p.finite_f64("high", 1.0)?,
-            stabilizer,
-            ..CompositeParams::default()
-        })
-    };
-    let composite = match name {
-        "gradient" | "gradient-x-input" => {
-            return Ok(Some((model.clone(), RuleMap::gradient(model))))
-        }
-        "guided-backprop" | "deconvnet" => {
-            let c = preset(name, &defaults)?;
-            return Ok(Some((model.clone(), c.rule_map(model)?)));
-        }
-        "deep-taylor" => preset("deep-taylor", &bounds()?)?,
-        "excitation-backprop" => {
-            preset("excitation-backprop", &CompositeParams { stabilizer, ..defaults })?
-        }
-        "lrp" => match p.raw("rule") {
-            Some(rule) => single_rule(&p, rule, stabilizer)?,
-            None => {
-                let params = CompositeParams {
-                    epsilon: p.raw("epsilon").map(|_| p.finite_f64("epsilon", 0.0)).transpose()?,
-                    gamma: p.finite_f64("gamma", 0.25)?,
-                    ..bounds()?
-                };
-                preset(p.raw("composite").unwrap_or("epsilon-plus-flat"), &params)?
-            }
-        },
-        _ => return Ok(None),
-    };
-    let merged = MergeBatchNorm.apply(model)?;
-    let rules = composite.rule_map(&merged)?;
-    Ok(Some((merged, rules)))
-}
-
-fn single_rule(p: &Params, rule: &str, stab: f64) -> CheckResult<Composite> {
-    let c = match rule {
-        "epsilon" => {
-            Composite::uniform(rule, Epsilon::new(p.finite_f64("epsilon", DEFAULT_STABILIZER)?)?)
-        }
-        "zplus" | "z-plus" => Composite::uniform(rule, ZPlus::new(stab)?),
-        "alpha-beta" | "alphabeta" => Composite::uniform(
-            rule,
-            AlphaBeta::new(p.finite_f64("alpha", 2.0)?, p.finite_f64("beta", 1.0)?, stab)?,
-        ),
-        "gamma" => Composite::uniform(rule, Gamma::new(p.finite_f64("gamma", 0.25)?, stab)?),
-        "flat" => Composite::uniform(rule, Flat::new(stab)?),
-        "wsquare" => Composite::uniform(rule, WSquare::new(stab)?),
-        "zbox" => Composite::uniform(
-            rule,
-            ZBox::new(p.finite_f64("low", 0.0)?, p.finite_f64("high", 1.0)?, stab)?,
-        ),
-        other => return Err(CheckError::option("methods", format!("lrp: unknown rule '{other}'"))),
-    };
-    Ok(c?)
+    Ok(registry::parse(spec)?.propagation(model).transpose()?)
 }
 
 /// Rank-1 convergence test, Sixt, Granz & Landgraf, "When Explanations Lie: Why Many
