@@ -9,9 +9,12 @@ use std::fmt::Write as _;
 
 use crate::html::escape;
 
-/// A fixed qualitative palette (Okabe–Ito, colour-blind safe), cycled by series index.
-pub const PALETTE: [&str; 8] =
-    ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"];
+/// A fixed qualitative palette, cycled by series index: Okabe–Ito (colour-blind safe) first,
+/// then Paul Tol's muted colours, so that up to 14 series stay distinct.
+pub const PALETTE: [&str; 14] = [
+    "#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000",
+    "#882255", "#44AA99", "#999933", "#AA4499", "#332288", "#117733",
+];
 
 /// One line of a [`CurveChart`].
 #[derive(Clone, Debug, PartialEq)]
@@ -135,7 +138,7 @@ const LEGEND_WIDTH: f64 = 180.0;
 const Y_TICKS: usize = 5;
 
 /// Formats a coordinate with two decimals, never as `-0.00`.
-fn coord(v: f64) -> String {
+pub(crate) fn coord(v: f64) -> String {
     let s = format!("{v:.2}");
     if s == "-0.00" {
         "0.00".to_string()
@@ -145,7 +148,7 @@ fn coord(v: f64) -> String {
 }
 
 /// Formats a tick value with `decimals` decimals, never as a negative zero.
-fn tick_label(v: f64, decimals: usize) -> String {
+pub(crate) fn tick_label(v: f64, decimals: usize) -> String {
     let s = format!("{v:.decimals$}");
     if s.starts_with('-') && s[1..].chars().all(|c| c == '0' || c == '.') {
         s[1..].to_string()
@@ -155,7 +158,7 @@ fn tick_label(v: f64, decimals: usize) -> String {
 }
 
 /// The fewest decimals (at most 6) that show `low + k * step` exactly.
-fn tick_decimals(low: f64, step: f64) -> usize {
+pub(crate) fn tick_decimals(low: f64, step: f64) -> usize {
     (0..=6)
         .find(|&d| {
             let scale = 10f64.powi(d);

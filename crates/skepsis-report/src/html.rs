@@ -46,21 +46,61 @@ pub fn base64_encode(bytes: &[u8]) -> String {
     out
 }
 
+/// One body cell: plain text, an optional CSS class (`pass`, `fail`, `na`, `num`) and an
+/// optional tooltip; all three are escaped on rendering.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Cell {
+    /// The text.
+    pub text: String,
+    /// CSS class.
+    pub class: Option<String>,
+    /// Tooltip (`title` attribute).
+    pub title: Option<String>,
+}
+
+impl Cell {
+    /// A cell with a class and a tooltip.
+    pub fn styled(text: impl Into<String>, class: &str, title: impl Into<String>) -> Self {
+        Cell { text: text.into(), class: Some(class.to_string()), title: Some(title.into()) }
+    }
+}
+
+impl From<String> for Cell {
+    fn from(text: String) -> Self {
+        Cell { text, class: None, title: None }
+    }
+}
+
+impl From<&str> for Cell {
+    fn from(text: &str) -> Self {
+        Cell::from(text.to_string())
+    }
+}
+
+impl From<&String> for Cell {
+    fn from(text: &String) -> Self {
+        Cell::from(text.clone())
+    }
+}
+
 /// A table of plain-text cells; every cell is escaped on rendering.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Table {
+    /// Optional `id` attribute (for links and tests).
+    pub id: Option<String>,
     /// Optional caption shown above the table.
     pub caption: Option<String>,
     /// Header cells (an empty header renders no `<thead>`).
     pub header: Vec<String>,
     /// Body rows; rows may have different lengths.
-    pub rows: Vec<Vec<String>>,
+    pub rows: Vec<Vec<Cell>>,
 }
 
 impl Table {
     /// A table with the given header and no rows.
     pub fn new<S: Into<String>>(header: impl IntoIterator<Item = S>) -> Self {
         Self {
+            id: None,
             caption: None,
             header: header.into_iter().map(Into::into).collect(),
             rows: Vec::new(),
@@ -73,8 +113,14 @@ impl Table {
         self
     }
 
+    /// Sets the `id` attribute.
+    pub fn with_id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+
     /// Appends a body row.
-    pub fn row<S: Into<String>>(mut self, cells: impl IntoIterator<Item = S>) -> Self {
+    pub fn row<S: Into<Cell>>(mut self, cells: impl IntoIterator<Item = S>) -> Self {
         self.rows.push(cells.into_iter().map(Into::into).collect());
         self
     }
@@ -131,6 +177,8 @@ pub enum Block {
     Table(Table),
     /// A figure.
     Figure(Figure),
+    /// Preformatted text (escaped on rendering), e.g. parameters as JSON.
+    Code(String),
 }
 
 /// A section of the page: a heading followed by blocks.
@@ -165,6 +213,12 @@ impl Section {
         self.blocks.push(Block::Figure(figure));
         self
     }
+
+    /// Appends preformatted text.
+    pub fn code(mut self, text: impl Into<String>) -> Self {
+        self.blocks.push(Block::Code(text.into()));
+        self
+    }
 }
 
 /// A self-contained HTML5 page: a title and sections.
@@ -178,15 +232,18 @@ pub struct Page {
 
 const STYLE: &str =
     "body{font-family:system-ui,-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;\
-margin:2em auto;max-width:1100px;padding:0 1em;color:#222;line-height:1.45}\
+margin:2em auto;max-width:1400px;padding:0 1em;color:#222;line-height:1.45}\
 h1{font-size:1.8em;border-bottom:2px solid #ddd;padding-bottom:.3em}\
 h2{font-size:1.35em;margin-top:1.8em;border-bottom:1px solid #eee;padding-bottom:.2em}\
-table{border-collapse:collapse;margin:1em 0;font-size:.92em}\
+table{border-collapse:collapse;margin:1em 0;font-size:.92em;display:block;overflow-x:auto;max-width:100%}\
 caption{caption-side:top;text-align:left;font-weight:600;padding-bottom:.3em}\
 th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left;vertical-align:top}\
 th{background:#f3f3f3}tbody tr:nth-child(even){background:#fafafa}\
 figure{margin:1.2em 0}figure svg,figure img{max-width:100%;height:auto}\
-figcaption{font-size:.9em;color:#555;margin-top:.3em}";
+figcaption{font-size:.9em;color:#555;margin-top:.3em}\
+td.pass{background:#d9f2d9}td.fail{background:#f8d4d4}td.na{color:#777;background:#f1f1f1}\
+td.num{text-align:right;font-variant-numeric:tabular-nums}\
+nav ul{columns:2;font-size:.92em}code{background:#f3f3f3;padding:0 .2em}";
 
 impl Page {
     /// An empty page with the given title.
@@ -228,13 +285,21 @@ fn render_section(out: &mut String, section: &Section) {
             }
             Block::Table(table) => render_table(out, table),
             Block::Figure(figure) => render_figure(out, figure),
+            Block::Code(text) => {
+                let _ = writeln!(out, "<pre><code>{}</code></pre>", escape(text));
+            }
         }
     }
     out.push_str("</section>\n");
 }
 
 fn render_table(out: &mut String, table: &Table) {
-    out.push_str("<table>\n");
+    match &table.id {
+        Some(id) => {
+            let _ = writeln!(out, "<table id=\"{}\">", escape(id));
+        }
+        None => out.push_str("<table>\n"),
+    }
     if let Some(caption) = &table.caption {
         let _ = writeln!(out, "<caption>{}</caption>", escape(caption));
     }
@@ -249,7 +314,14 @@ fn render_table(out: &mut String, table: &Table) {
     for row in &table.rows {
         out.push_str("<tr>");
         for cell in row {
-            let _ = write!(out, "<td>{}</td>", escape(cell));
+            out.push_str("<td");
+            if let Some(class) = &cell.class {
+                let _ = write!(out, " class=\"{}\"", escape(class));
+            }
+            if let Some(title) = &cell.title {
+                let _ = write!(out, " title=\"{}\"", escape(title));
+            }
+            let _ = write!(out, ">{}</td>", escape(&cell.text));
         }
         out.push_str("</tr>\n");
     }

@@ -24,6 +24,15 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The built-in benchmark: trains the papers' models on generated data, runs every sanity
+    /// check on every method family and writes an HTML report (index.html) with JSON/CSV
+    /// records and PNG figures.
+    ///
+    /// Example: skepsis run (quick profile, about 10 minutes on 2 cores);
+    /// skepsis run --profile paper --out paper-report/
+    Run(crate::commands::run::RunArgs),
+    /// Render (again) the HTML report of a `skepsis run` output directory from its records.
+    Report(crate::commands::run::ReportArgs),
     /// Compute an attribution map for one input (or a batch) and write it as an image or
     /// an array.
     ///
@@ -143,6 +152,49 @@ pub enum DataCommand {
     /// Draw a labelled sample grid of a data set directory, ground-truth regions outlined
     /// (primary green, secondary red).
     Show(ShowArgs),
+    /// Convert MNIST or Fashion-MNIST IDX files (the four standard files, optionally .gz) into
+    /// a data set directory, pixels scaled to [0, 1].
+    ///
+    /// Example: skepsis data import-mnist ~/mnist/ --out mnist/
+    ImportMnist(ImportMnistArgs),
+    /// Copy the first N training (and/or test) images of a data set directory into a new one.
+    ///
+    /// Example: skepsis data subset digits/ --train 1000 --out digits-1k/
+    Subset(SubsetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportMnistArgs {
+    /// Directory holding train-images-idx3-ubyte, train-labels-idx1-ubyte,
+    /// t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte (each optionally .gz).
+    pub dir: PathBuf,
+    /// Output data set directory.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Class names: `mnist` (digits 0-9) or `fashion` (Fashion-MNIST).
+    #[arg(long, default_value = "mnist", value_parser = ["mnist", "fashion"])]
+    pub classes: String,
+    /// Overwrite an existing data set in the directory.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SubsetArgs {
+    /// Source data set directory.
+    pub dir: PathBuf,
+    /// Output data set directory.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Keep the first N training images (default: all).
+    #[arg(long, value_name = "N")]
+    pub train: Option<usize>,
+    /// Keep the first N test images (default: all).
+    #[arg(long, value_name = "N")]
+    pub test: Option<usize>,
+    /// Overwrite an existing data set in the directory.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

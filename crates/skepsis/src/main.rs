@@ -33,7 +33,7 @@ fn main() -> ExitCode {
 
 /// The error and its causes on one line, without repeating a cause the message already
 /// contains.
-fn one_line(e: &anyhow::Error) -> String {
+pub(crate) fn one_line(e: &anyhow::Error) -> String {
     let mut line = String::new();
     for cause in e.chain() {
         let text = cause.to_string();

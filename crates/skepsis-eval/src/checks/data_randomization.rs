@@ -8,6 +8,7 @@ use skepsis_nn::train::{accuracy, train, LabelledData, Progress, TrainConfig, Tr
 use skepsis_nn::{model_file, randomize, DType, Model, RandomizeOptions};
 
 use super::error::{CheckError, CheckResult};
+use super::examples::{ExampleWriter, COMPARED, ORIGINAL};
 use super::maps::{self, attribute, compare_records, CheckData, CheckOptions, TargetChoice};
 use super::methods::{self, mix};
 use super::randomization::fingerprint;
@@ -184,9 +185,12 @@ pub fn data_randomization(
     }
     let predictions = maps::predictions(model, &x, common.batch_size)?;
     let target = options.target.target(&predictions, labels.as_deref())?;
+    let examples = ExampleWriter::new(store.dir(), common.examples)?;
+    examples.inputs(&[(ORIGINAL, &x)])?;
     progress.start(entries.len() as u64, "data randomization");
     let step = store.step(0, &steps[0], || {
         let mut records = Vec::new();
+        let mut kept = Vec::new();
         for entry in &entries {
             let m1 = entry.instance(mix(common.seed, 0))?;
             let m2 = entry.instance(mix(common.seed, 1))?;
@@ -200,8 +204,12 @@ pub fn data_randomization(
                 &common.metrics,
                 &common.compare,
             )?);
+            kept.push((entry.label.as_str(), a, b));
             progress.advance(1);
         }
+        let sets: Vec<_> =
+            kept.iter().flat_map(|(l, a, b)| [(ORIGINAL, *l, a), (COMPARED, *l, b)]).collect();
+        examples.step(0, &sets)?;
         Ok(records)
     })?;
     progress.finish();

@@ -7,6 +7,7 @@ use skepsis_nn::train::Progress;
 use skepsis_nn::{Layer, Model, ValueId};
 
 use super::error::{CheckError, CheckResult};
+use super::examples::{ExampleWriter, COMPARED, ORIGINAL};
 use super::maps::{self, attribute, CheckData};
 use super::methods::{self, mix};
 use super::randomization::fingerprint;
@@ -45,6 +46,9 @@ pub struct InputInvarianceOptions {
     /// Run both networks in float64 so that the compensation is exact to rounding (~1e-12)
     /// and differences measure the method, not f32 rounding.
     pub float64: bool,
+    /// Maps of the first `examples` images are kept for figures (0: none).
+    #[serde(default)]
+    pub examples: usize,
     /// The pass rule (`None`: [`default_rule`]).
     pub rule: Option<PassRule>,
 }
@@ -60,6 +64,7 @@ impl Default for InputInvarianceOptions {
             atol: 1e-4,
             logit_tolerance: 1e-4,
             float64: true,
+            examples: 0,
             rule: None,
         }
     }
@@ -184,11 +189,14 @@ pub fn input_invariance(
         ));
     }
     let mut store = StepStore::open(control, fingerprint("input-invariance", &parameters), &[])?;
+    let examples = ExampleWriter::new(store.dir(), options.examples)?;
+    examples.inputs(&[(ORIGINAL, &x1), (COMPARED, &x2)])?;
     let classes = maps::predictions(&net1, &x1, options.batch_size)?;
     let target = Target::Classes(classes);
     progress.start(entries1.len() as u64, "input invariance");
     let step = store.step(0, "shift", || {
         let mut records = Vec::new();
+        let mut kept = Vec::new();
         for (e1, e2) in entries1.iter().zip(&entries2) {
             // Both networks' random maps share one seed: the method is the same function.
             let variant = mix(options.seed, 0);
@@ -212,8 +220,14 @@ pub fn input_invariance(
                     degenerate: false,
                 });
             }
+            kept.push((e1.label.clone(), m1, m2));
             progress.advance(1);
         }
+        let sets: Vec<_> = kept
+            .iter()
+            .flat_map(|(l, m1, m2)| [(ORIGINAL, l.as_str(), m1), (COMPARED, l.as_str(), m2)])
+            .collect();
+        examples.step(0, &sets)?;
         Ok(records)
     })?;
     progress.finish();

@@ -128,6 +128,10 @@ pub struct CheckOptions {
     pub batch_size: Option<usize>,
     /// Metric options (normalization override, SSIM, HOG, top-k).
     pub compare: CompareOptions,
+    /// Maps of the first `examples` images of every step are kept in the output directory
+    /// for figures ([`examples`](super::examples)); 0 keeps none.
+    #[serde(default)]
+    pub examples: usize,
 }
 
 impl Default for CheckOptions {
@@ -139,6 +143,7 @@ impl Default for CheckOptions {
             metrics: vec![Metric::SpearmanAbs, Metric::SpearmanSigned, Metric::Ssim],
             batch_size: None,
             compare: CompareOptions::default(),
+            examples: 0,
         }
     }
 }

@@ -23,6 +23,7 @@
 
 mod data_randomization;
 mod error;
+pub mod examples;
 mod input_invariance;
 mod maps;
 mod methods;

@@ -8,6 +8,7 @@ use skepsis_nn::train::Progress;
 use skepsis_nn::Model;
 
 use super::error::{CheckError, CheckResult};
+use super::examples::{ExampleWriter, COMPARED, ORIGINAL};
 use super::maps::{self, attribute, compare_records, CheckData, CheckOptions, TargetChoice};
 use super::methods::{self, mix};
 use super::randomization::fingerprint;
@@ -99,9 +100,12 @@ pub fn random_logit(
     });
     let steps = vec!["random-logit".to_string()];
     let mut store = StepStore::open(control, fingerprint("random-logit", &parameters), &[])?;
+    let examples = ExampleWriter::new(store.dir(), common.examples)?;
+    examples.inputs(&[(ORIGINAL, &x)])?;
     progress.start(entries.len() as u64, "random logit");
     let step = store.step(0, &steps[0], || {
         let mut records = Vec::new();
+        let mut kept = Vec::new();
         for entry in &entries {
             let a = entry.instance(mix(common.seed, 0))?;
             let b = entry.instance(mix(common.seed, 1))?;
@@ -117,8 +121,12 @@ pub fn random_logit(
                 &common.metrics,
                 &common.compare,
             )?);
+            kept.push((entry.label.as_str(), ma, mb));
             progress.advance(1);
         }
+        let sets: Vec<_> =
+            kept.iter().flat_map(|(l, a, b)| [(ORIGINAL, *l, a), (COMPARED, *l, b)]).collect();
+        examples.step(0, &sets)?;
         Ok(records)
     })?;
     progress.finish();

@@ -6,6 +6,7 @@ use skepsis_nn::train::Progress;
 use skepsis_nn::{randomize, Model, RandomizeOptions};
 
 use super::error::{CheckError, CheckResult};
+use super::examples::{ExampleWriter, COMPARED, ORIGINAL};
 use super::maps::{self, attribute, compare_records, CheckData, CheckOptions, Maps, TargetChoice};
 use super::methods::{self, mix, MethodEntry};
 use super::report::{CheckReport, Record};
@@ -170,7 +171,16 @@ pub fn model_randomization(
         "data_digest": digest(std::slice::from_ref(&x))?,
     });
     let mut store = StepStore::open(control, fingerprint("model-randomization", &parameters), &[])?;
-    let ctx = Context { model, x: &x, labels: labels.as_deref(), options, entries: &entries };
+    let examples = ExampleWriter::new(store.dir(), options.common.examples)?;
+    examples.inputs(&[(ORIGINAL, &x)])?;
+    let ctx = Context {
+        model,
+        x: &x,
+        labels: labels.as_deref(),
+        options,
+        entries: &entries,
+        examples: &examples,
+    };
     let original_predictions = maps::predictions(model, &x, options.common.batch_size)?;
 
     progress.start((steps.len() * entries.len()) as u64, "model randomization");
@@ -275,6 +285,7 @@ struct Context<'a> {
     labels: Option<&'a [usize]>,
     options: &'a RandomizationOptions,
     entries: &'a [MethodEntry],
+    examples: &'a ExampleWriter,
 }
 
 impl Context<'_> {
@@ -337,6 +348,7 @@ impl Context<'_> {
             Some(randomize(self.model, &names, common.seed, self.options.randomize)?)
         };
         let mut records = Vec::new();
+        let mut kept = Vec::new();
         for (entry, original) in self.entries.iter().zip(originals) {
             match &randomized {
                 None => records.extend(compare_records(
@@ -362,10 +374,21 @@ impl Context<'_> {
                             &common.compare,
                         )?);
                     }
+                    kept.push((entry.label.as_str(), maps));
                 }
             }
             progress.advance(1);
         }
+        // Step 0 (and eMPRT's single step) holds the trained model's maps; later steps hold
+        // only the randomized model's.
+        let mut sets = Vec::new();
+        if k == 0 {
+            sets.extend(
+                self.entries.iter().zip(originals).map(|(e, o)| (ORIGINAL, e.label.as_str(), o)),
+            );
+        }
+        sets.extend(kept.iter().map(|(l, m)| (COMPARED, *l, m)));
+        self.examples.step(k, &sets)?;
         Ok(records)
     }
 }

@@ -294,6 +294,9 @@ pub struct SmerfRunConfig {
     pub target: ExplainTarget,
     /// Pass rule of the verdicts.
     pub pass_rule: PassRule,
+    /// Example images per setup kept for figures (one per bucket; 0: none).
+    #[serde(default)]
+    pub examples: usize,
 }
 
 impl SmerfRunConfig {
@@ -311,6 +314,7 @@ impl SmerfRunConfig {
             scoring: ScoringOptions::default(),
             target: ExplainTarget::Predicted,
             pass_rule: PassRule::default(),
+            examples: 2,
         }
     }
 

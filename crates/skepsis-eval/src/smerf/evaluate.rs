@@ -2,6 +2,9 @@
 //! method, per-image scores, per-bucket mean and std, per-setup average and minimum over
 //! buckets, and the verdict of the pass rule (Kim et al. 2022).
 
+use super::examples::{
+    example_boxes, example_positions, reduce_max_abs, ExamplePixels, SmerfExample,
+};
 use std::time::Instant;
 
 use candle_core::Tensor;
@@ -131,6 +134,13 @@ pub struct SetupScores {
     pub buckets: Vec<BucketStats>,
     /// Per method.
     pub methods: Vec<MethodSummary>,
+    /// The example images kept for figures (one per bucket, at most `config.examples`).
+    #[serde(default)]
+    pub examples: Vec<SmerfExample>,
+    /// Their pixels and every method's reduced maps, written by
+    /// [`write_examples`](super::write_examples) (not part of the JSON records).
+    #[serde(skip)]
+    pub example_pixels: ExamplePixels,
 }
 
 /// Scores every method of `config` on `model` over `test` (with ground-truth regions and
@@ -152,6 +162,26 @@ pub fn evaluate_model(
     let ids = subset.bucket_ids().unwrap_or(&[]).to_vec();
     let names = subset.bucket_names().to_vec();
     let predicted = predict(model, subset.images(), 256)?;
+    let picks = example_positions(&ids, config.examples);
+    let examples: Vec<SmerfExample> = picks
+        .iter()
+        .map(|&i| SmerfExample {
+            index: selected[i],
+            bucket_name: names.get(ids.get(i).copied().unwrap_or(0)).cloned().unwrap_or_default(),
+            label: subset.labels()[i],
+            predicted: predicted[i],
+            boxes: example_boxes(&regions[i]),
+        })
+        .collect();
+    let mut example_pixels = ExamplePixels::default();
+    if !picks.is_empty() {
+        let dims = subset.images().dims();
+        example_pixels.image_dims = dims[1..].to_vec();
+        for &i in &picks {
+            let image = subset.images().get(i)?.to_dtype(candle_core::DType::F32)?;
+            example_pixels.images.extend(image.flatten_all()?.to_vec1::<f32>()?);
+        }
+    }
     let mut images = Vec::new();
     let mut buckets = Vec::new();
     let mut methods = Vec::new();
@@ -167,6 +197,10 @@ pub fn evaluate_model(
             config.target,
         )?;
         let seconds = started.elapsed().as_secs_f64();
+        if !picks.is_empty() {
+            let reduced = picks.iter().flat_map(|&i| reduce_max_abs(&maps[i], dims)).collect();
+            example_pixels.maps.push((entry.label.clone(), reduced));
+        }
         let mut records = Vec::with_capacity(maps.len());
         for (i, map) in maps.iter().enumerate() {
             let scored = score_map(map, dims, &regions[i], &config.scoring)?;
@@ -202,7 +236,7 @@ pub fn evaluate_model(
         buckets.extend(stats);
         images.extend(records);
     }
-    Ok(SetupScores { selected, images, buckets, methods })
+    Ok(SetupScores { selected, images, buckets, methods, examples, example_pixels })
 }
 
 fn fmt_opt(v: Option<f64>) -> String {

@@ -38,6 +38,7 @@ mod config;
 mod distinguish;
 mod error;
 mod evaluate;
+mod examples;
 mod records;
 mod scoring;
 mod seed;
@@ -63,6 +64,10 @@ pub use error::{SmerfError, SmerfResult};
 pub use evaluate::{
     evaluate_model, verdict, BucketStats, ImageRecord, MethodSummary, SetupScores, Verdict,
     VerdictStatus,
+};
+pub use examples::{
+    examples_file, read_examples, write_examples, ExampleBox, ExamplePixels, SmerfExample,
+    EXAMPLES_DIR,
 };
 pub use records::{verdict_table, write_records, RECORD_FILES};
 pub use scoring::{attribute, build_method, score_map, select_images, MapScores};

@@ -51,7 +51,12 @@ pub fn write_records(report: &SmerfReport, dir: &Path, force: bool) -> SmerfResu
         let path = dir.join(name);
         std::fs::write(&path, text).map_err(|e| SmerfError::Io { path, source: e })?;
     }
-    Ok(())
+    let pixels: Vec<(String, super::ExamplePixels)> = report
+        .setups
+        .iter()
+        .filter_map(|s| Some((s.setup.clone(), s.scores.as_ref()?.example_pixels.clone())))
+        .collect();
+    super::write_examples(&pixels, dir)
 }
 
 /// A CSV field, quoted when it holds a comma, quote or line break.

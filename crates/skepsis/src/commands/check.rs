@@ -80,6 +80,10 @@ pub struct CommonArgs {
     /// Exit with status 1 when a method (not a baseline) fails its rule.
     #[arg(long)]
     pub fail_on_verdict: bool,
+    /// Keep the maps of the first N images of every step in --out/examples (for the report's
+    /// figures; `skepsis report`).
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub examples: usize,
     /// Stop after computing N new steps (resume later with --resume).
     #[arg(long, value_name = "N", hide = true)]
     pub max_steps: Option<usize>,
@@ -245,6 +249,7 @@ fn options(common: &CommonArgs, similarity: &SimilarityArgs) -> Result<CheckOpti
         images: common.images,
         metrics: metrics(similarity)?,
         batch_size: common.batch_size,
+        examples: common.examples,
         ..CheckOptions::default()
     })
 }
@@ -370,6 +375,7 @@ fn input_invariance(a: &InputInvarianceArgs) -> Result<CheckReport> {
         black: a.black,
         atol: a.atol,
         float64: !a.float32,
+        examples: a.common.examples,
         ..InputInvarianceOptions::default()
     };
     let model = super::load_model(&a.common.model)?;

@@ -4,17 +4,20 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use skepsis_data::{
-    generate_block_digits, generate_digits, generate_smerf, read_dataset, sample_grid,
-    write_dataset, Background, BlockMnistConfig, DatasetInfo, DigitsConfig, GridOptions,
-    Preprocessing, SmerfConfig, SmerfSetup,
+    generate_block_digits, generate_digits, generate_smerf, load_mnist_dir, read_dataset,
+    sample_grid, write_dataset, Background, BlockMnistConfig, DatasetInfo, DigitsConfig,
+    GridOptions, Preprocessing, SmerfConfig, SmerfSetup, Splits, FASHION_MNIST_CLASSES,
+    MNIST_CLASSES,
 };
 
-use crate::cli::{DataCommand, GenerateArgs, ShowArgs};
+use crate::cli::{DataCommand, GenerateArgs, ImportMnistArgs, ShowArgs, SubsetArgs};
 
 pub fn run(cmd: DataCommand) -> Result<()> {
     match cmd {
         DataCommand::Generate(args) => generate(args),
         DataCommand::Show(args) => show(args),
+        DataCommand::ImportMnist(args) => import_mnist(args),
+        DataCommand::Subset(args) => subset(args),
     }
 }
 
@@ -68,13 +71,7 @@ fn generate(args: GenerateArgs) -> Result<()> {
         }
     };
     write_dataset(&args.out, &info, &splits, args.force)?;
-    eprintln!(
-        "{}: {} training and {} test images written to {}",
-        info.name,
-        splits.train.len(),
-        splits.test.len(),
-        args.out.display()
-    );
+    report_written(&info, &splits, &args.out);
     Ok(())
 }
 
@@ -90,4 +87,54 @@ fn show(args: ShowArgs) -> Result<()> {
     grid.save(&args.out).with_context(|| format!("writing {}", args.out.display()))?;
     eprintln!("{} images of {} drawn to {}", indices.len(), stored.info.name, args.out.display());
     Ok(())
+}
+
+fn import_mnist(args: ImportMnistArgs) -> Result<()> {
+    let names = if args.classes == "fashion" { FASHION_MNIST_CLASSES } else { MNIST_CLASSES };
+    let preprocessing = Preprocessing::grayscale();
+    let splits = load_mnist_dir(&args.dir, &names, &preprocessing)?;
+    let info = DatasetInfo {
+        name: if args.classes == "fashion" { "fashion-mnist" } else { "mnist" }.into(),
+        kind: "mnist".into(),
+        seed: None,
+        generator: serde_json::Value::Null,
+        preprocessing,
+    };
+    write_dataset(&args.out, &info, &splits, args.force)?;
+    report_written(&info, &splits, &args.out);
+    Ok(())
+}
+
+fn subset(args: SubsetArgs) -> Result<()> {
+    let stored = read_dataset(&args.dir)?;
+    let first = |set: &skepsis_data::Dataset, n: Option<usize>, what: &str| {
+        let n = n.unwrap_or(set.len());
+        if n == 0 || n > set.len() {
+            bail!(
+                "--{what} {n}: the {what} split of {} has {} images",
+                args.dir.display(),
+                set.len()
+            );
+        }
+        Ok(set.subset(&(0..n).collect::<Vec<_>>())?)
+    };
+    let splits = Splits {
+        train: first(&stored.splits.train, args.train, "train")?,
+        test: first(&stored.splits.test, args.test, "test")?,
+    };
+    let mut info = stored.info;
+    info.name = format!("{}-subset", info.name);
+    write_dataset(&args.out, &info, &splits, args.force)?;
+    report_written(&info, &splits, &args.out);
+    Ok(())
+}
+
+fn report_written(info: &DatasetInfo, splits: &Splits, out: &std::path::Path) {
+    eprintln!(
+        "{}: {} training and {} test images written to {}",
+        info.name,
+        splits.train.len(),
+        splits.test.len(),
+        out.display()
+    );
 }

@@ -5,6 +5,7 @@ pub(crate) mod check;
 mod data;
 mod import;
 mod listing;
+pub(crate) mod run;
 pub(crate) mod smerf;
 mod train;
 
@@ -19,6 +20,8 @@ use crate::cli::{Cli, Command};
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Report(args) => run::report(args),
         Command::Attribute(args) => attribute::run(args),
         Command::Train(args) => train::run(args),
         Command::Data(cmd) => data::run(cmd),

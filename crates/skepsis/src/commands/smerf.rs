@@ -44,7 +44,8 @@ pub struct SmerfArgs {
     #[arg(long, default_value = "black", value_name = "black|texture|DIR")]
     pub background: String,
     /// Methods: `smerf` (the paper's list, then CGI, Random and Edge), a label of that list
-    /// (e.g. `DeepSHAP`), or a method spec (`ig:steps=32`); repeat the flag for several.
+    /// exactly as written (e.g. `DeepSHAP`), or a method spec (`ig:steps=32`, labelled as
+    /// written); repeat the flag for several.
     #[arg(long = "methods", value_name = "SPEC", default_value = "smerf")]
     pub methods: Vec<String>,
     /// Output directory of the records and the trained models.
@@ -73,6 +74,9 @@ pub struct SmerfArgs {
     /// natural backgrounds).
     #[arg(long, value_name = "ACCURACY")]
     pub threshold: Option<f64>,
+    /// Example images per setup kept for the report's figures (one per bucket).
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub examples: usize,
     /// Test images scored per bucket (seeded choice; the same images for every method).
     #[arg(long, default_value_t = 20, value_name = "N")]
     pub images_per_bucket: usize,
@@ -124,7 +128,7 @@ fn parse_methods(values: &[String]) -> Vec<MethodEntry> {
     for value in values.iter().map(|v| v.trim()).filter(|v| !v.is_empty()) {
         let entries = if value.eq_ignore_ascii_case("smerf") {
             table.clone()
-        } else if let Some(e) = table.iter().find(|e| e.label.eq_ignore_ascii_case(value)) {
+        } else if let Some(e) = table.iter().find(|e| e.label == value) {
             vec![e.clone()]
         } else {
             vec![MethodEntry::new(value, value)]
@@ -186,6 +190,7 @@ fn config(args: &SmerfArgs) -> Result<SmerfRunConfig> {
             },
             primary_above_secondary: true,
         },
+        examples: args.examples,
     };
     config.validate()?;
     Ok(config)
@@ -244,8 +249,16 @@ mod tests {
     #[test]
     fn method_lists() {
         assert_eq!(parse_methods(&["smerf".into()]).len(), smerf_methods().len());
-        let m = parse_methods(&["deepshap".into(), "ig:steps=8".into(), "DeepSHAP".into()]);
-        assert_eq!(m.len(), 2);
-        assert_eq!((m[0].label.as_str(), m[1].spec.as_str()), ("DeepSHAP", "ig:steps=8"));
+        // A label of the paper's list selects its entry; anything else is a spec, labelled
+        // as written (so `skepsis run` can line SMERF up with the other checks).
+        let m = parse_methods(&[
+            "gradient".into(),
+            "ig:steps=8".into(),
+            "DeepSHAP".into(),
+            "gradient".into(),
+        ]);
+        let got: Vec<_> = m.iter().map(|e| (e.label.as_str(), e.spec.as_str())).collect();
+        assert_eq!(got[..2], [("gradient", "gradient"), ("ig:steps=8", "ig:steps=8")]);
+        assert_eq!((got.len(), got[2].0), (3, "DeepSHAP"));
     }
 }
