@@ -95,3 +95,82 @@ fn max_aggregate_at_most_a_tolerance() {
     assert_eq!(judge("b").outcome, Outcome::Fail);
     assert_eq!(judge("b").value, Some(1.1e-4));
 }
+
+#[test]
+fn from_averages_the_steps_and_the_baseline_bounds() {
+    // Steps 0 (original, 1.0) and 1 (the given values): From(0) averages both.
+    let recs = records(&[("a", [0.2, 0.2, 0.2, 0.2]), ("b", [0.6; 4])]);
+    let summaries = summarize(&recs);
+    let averaged = PassRule { step: StepRef::From(0), ..rule(Some(0.7)) };
+    assert_eq!(
+        averaged.describe(&steps()),
+        "passes when the mean spearman-abs at steps 'original' to 'logits' (averaged over the \
+         steps) is below the 'random' baseline's upper 95% bound, or below 0.7"
+    );
+    let judge = |m: &str| averaged.judge(m, false, &steps(), &summaries, &recs);
+    // a: (1.0 + 0.2) / 2 = 0.6 < 0.7 passes; b: (1.0 + 0.6) / 2 = 0.8 fails.
+    assert_eq!((judge("a").outcome, judge("a").value), (Outcome::Pass, Some(0.6)));
+    assert_eq!(judge("b").outcome, Outcome::Fail);
+    // The baseline's bound is averaged the same way: random's step 0 is constant 1.0
+    // (bound 1.0) and step 1 has bound 0.098, so the averaged bound is 0.549.
+    let bound_only = PassRule { threshold: None, ..averaged.clone() };
+    let a = bound_only.judge("a", false, &steps(), &summaries, &recs);
+    assert!(a.reason.contains("bound 0.5490"), "{}", a.reason);
+    assert_eq!(a.outcome, Outcome::Fail);
+    // From(1) over two steps is the single last step.
+    let last = PassRule { step: StepRef::From(1), ..rule(Some(0.5)) };
+    assert!(last.describe(&steps()).contains("at step 'logits'"));
+    assert_eq!(last.judge("a", false, &steps(), &summaries, &recs).value, Some(0.2));
+    // Beyond the last step: not applicable.
+    let absent = PassRule { step: StepRef::From(2), ..rule(Some(0.5)) };
+    assert_eq!(
+        absent.judge("a", false, &steps(), &summaries, &recs).outcome,
+        Outcome::NotApplicable
+    );
+}
+
+/// The default model-randomization rule on Adebayo et al.'s reference numbers (cascading,
+/// MNIST CNN, Spearman on |map|, reference-protocols.md section 1) gives the paper's headline:
+/// Gradient, SmoothGrad and the GradCAMs pass; Guided Backprop, IG and Gradient x Input fail.
+#[test]
+fn default_randomization_rule_on_the_papers_numbers() {
+    let steps: Vec<String> =
+        ["original", "logits", "fc1", "conv2", "conv1"].iter().map(|s| s.to_string()).collect();
+    let table: [(&str, [f64; 4]); 8] = [
+        ("Gradient", [0.601, 0.396, 0.106, 0.082]),
+        ("SmoothGrad", [0.536, 0.330, 0.180, 0.213]),
+        ("Guided Backprop", [0.888, 0.773, 0.628, 0.444]),
+        ("GradCAM", [0.556, 0.344, 0.290, 0.299]),
+        ("Guided GradCAM", [0.555, 0.359, 0.329, 0.282]),
+        ("Integrated Gradients", [0.994, 0.993, 0.993, 0.992]),
+        ("Gradient x Input", [0.993, 0.993, 0.993, 0.992]),
+        ("random", [0.0, 0.0, 0.0, 0.0]),
+    ];
+    let mut recs = Vec::new();
+    for (method, values) in &table {
+        for (k, step) in steps.iter().enumerate() {
+            let v = if k == 0 { 1.0 } else { values[k - 1] };
+            for image in 0..10 {
+                let jitter = if image % 2 == 0 { 0.01 } else { -0.01 };
+                recs.push(Record {
+                    method: method.to_string(),
+                    step_index: k,
+                    step: step.clone(),
+                    image,
+                    metric: "spearman-abs".into(),
+                    value: v + jitter,
+                    degenerate: false,
+                });
+            }
+        }
+    }
+    let summaries = summarize(&recs);
+    let rule = skepsis_eval::checks::randomization_default_rule(&Default::default());
+    let outcome = |m: &str| rule.judge(m, false, &steps, &summaries, &recs).outcome;
+    for m in ["Gradient", "SmoothGrad", "GradCAM", "Guided GradCAM"] {
+        assert_eq!(outcome(m), Outcome::Pass, "{m}");
+    }
+    for m in ["Guided Backprop", "Integrated Gradients", "Gradient x Input"] {
+        assert_eq!(outcome(m), Outcome::Fail, "{m}");
+    }
+}

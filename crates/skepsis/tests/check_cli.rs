@@ -60,7 +60,10 @@ fn randomization_and_input_invariance_write_records_and_verdicts() {
         "mprt",
     ];
     let table = ok(&skepsis(d, &check));
-    assert!(table.contains("passes when the mean spearman-abs at step 'logits'"), "{table}");
+    assert!(
+        table.contains("passes when the mean spearman-abs at steps 'logits' to 'fc1'"),
+        "{table}"
+    );
     assert!(table.contains("gradient-x-input") && table.contains("random (baseline)"), "{table}");
     for file in ["report.json", "records.csv", "summary.csv", "verdicts.csv"] {
         assert!(d.join("mprt").join(file).exists(), "{file}");

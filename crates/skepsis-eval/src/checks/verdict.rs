@@ -15,6 +15,9 @@ pub enum StepRef {
     Last,
     /// The step with this name.
     Named(String),
+    /// Every step from this position to the last, averaged: the area under the similarity
+    /// curve (model randomization: 1 = every randomized model).
+    From(usize),
 }
 
 /// How the per-image values of the chosen step are reduced.
@@ -63,17 +66,25 @@ pub struct PassRule {
 }
 
 impl PassRule {
-    fn step_index(&self, steps: &[String]) -> Option<usize> {
+    /// The judged steps as a range of positions (`None` when absent).
+    fn step_range(&self, steps: &[String]) -> Option<std::ops::Range<usize>> {
+        let one = |i: usize| i..i + 1;
         match &self.step {
-            StepRef::Index(i) => (*i < steps.len()).then_some(*i),
-            StepRef::Last => steps.len().checked_sub(1),
-            StepRef::Named(name) => steps.iter().position(|s| s == name),
+            StepRef::Index(i) => (*i < steps.len()).then(|| one(*i)),
+            StepRef::Last => steps.len().checked_sub(1).map(one),
+            StepRef::Named(name) => steps.iter().position(|s| s == name).map(one),
+            StepRef::From(i) => (*i < steps.len()).then_some(*i..steps.len()),
         }
     }
 
     fn step_words(&self, steps: &[String]) -> String {
-        match self.step_index(steps) {
-            Some(i) => format!("step '{}'", steps[i]),
+        match self.step_range(steps) {
+            Some(r) if r.len() == 1 => format!("step '{}'", steps[r.start]),
+            Some(r) => format!(
+                "steps '{}' to '{}' (averaged over the steps)",
+                steps[r.start],
+                steps[r.end - 1]
+            ),
             None => format!("step {:?} (absent)", self.step),
         }
     }
@@ -128,26 +139,35 @@ impl PassRule {
             rule: rule.clone(),
             reason,
         };
-        let Some(step) = self.step_index(steps) else {
+        let Some(range) = self.step_range(steps) else {
             return verdict(Outcome::NotApplicable, None, "the rule's step was not run".into());
         };
-        let find = |m: &str| {
-            summaries
-                .iter()
-                .find(|s| s.method == m && s.step_index == step && s.metric == self.metric)
+        // A method's summaries at every judged step (None when one is missing).
+        let find = |m: &str| -> Option<Vec<&Summary>> {
+            range
+                .clone()
+                .map(|step| {
+                    summaries
+                        .iter()
+                        .find(|s| s.method == m && s.step_index == step && s.metric == self.metric)
+                })
+                .collect()
         };
-        let Some(summary) = find(method) else {
+        let Some(own) = find(method) else {
             return verdict(
                 Outcome::NotApplicable,
                 None,
-                format!("no {} values at step '{}'", self.metric, steps[step]),
+                format!("no {} values at {}", self.metric, self.step_words(steps)),
             );
         };
+        let mean_of = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
         let value = match self.aggregate {
-            Aggregate::Mean => summary.mean,
+            Aggregate::Mean => mean_of(&own.iter().map(|s| s.mean).collect::<Vec<_>>()),
             Aggregate::Max => records
                 .iter()
-                .filter(|r| r.method == method && r.step_index == step && r.metric == self.metric)
+                .filter(|r| {
+                    r.method == method && range.contains(&r.step_index) && r.metric == self.metric
+                })
                 .map(|r| r.value)
                 .fold(f64::NEG_INFINITY, f64::max),
         };
@@ -164,11 +184,15 @@ impl PassRule {
         }
         if let Some(b) = &self.baseline {
             match find(b) {
-                Some(s) => {
-                    let bound = match self.direction {
-                        Direction::Above => s.lower_95() - self.baseline_margin,
-                        _ => s.upper_95() + self.baseline_margin,
-                    };
+                Some(base) => {
+                    let bounds: Vec<f64> = base
+                        .iter()
+                        .map(|s| match self.direction {
+                            Direction::Above => s.lower_95() - self.baseline_margin,
+                            _ => s.upper_95() + self.baseline_margin,
+                        })
+                        .collect();
+                    let bound = mean_of(&bounds);
                     pass |= beats(bound);
                     reasons.push(format!("{value:.4} vs '{b}' bound {bound:.4}"));
                 }
