@@ -33,6 +33,9 @@ pub enum Command {
     Run(crate::commands::run::RunArgs),
     /// Render (again) the HTML report of a `skepsis run` output directory from its records.
     Report(crate::commands::run::ReportArgs),
+    /// Time the workloads of the performance comparison with Captum/Quantus/PyTorch (see
+    /// bench/README.md); writes the weights, inputs, outputs and timings into --out.
+    Bench(crate::commands::bench::BenchArgs),
     /// Compute an attribution map for one input (or a batch) and write it as an image or
     /// an array.
     ///

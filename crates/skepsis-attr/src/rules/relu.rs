@@ -26,8 +26,7 @@ impl Rule for Guided {
         if !matches!(step.node.layer, Layer::Relu) {
             return Err(unsupported(step, "guided"));
         }
-        let positive = relevance.maximum(0.0)?;
-        Ok(vec![x.gt(0.0)?.where_cond(&positive, &positive.zeros_like()?)?])
+        Ok(vec![skepsis_nn::ops::pointwise::guided_relu_vjp(x, relevance)?])
     }
 }
 
@@ -53,6 +52,6 @@ impl Rule for Deconv {
         if !matches!(step.node.layer, Layer::Relu) {
             return Err(unsupported(step, "deconv"));
         }
-        Ok(vec![relevance.maximum(0.0)?])
+        Ok(vec![skepsis_nn::ops::pointwise::relu(relevance)?])
     }
 }

@@ -82,6 +82,19 @@ pub fn leaky_relu_vjp(x: &Tensor, grad: &Tensor, slope: f64) -> Result<Tensor> {
     }
 }
 
+/// `max(grad, 0) * [x > 0]`: Guided Backprop's ReLU step (Springenberg et al. 2015), the
+/// gradient masked by the forward activation and rectified, in one pass.
+pub fn guided_relu_vjp(x: &Tensor, grad: &Tensor) -> Result<Tensor> {
+    match (on_cpu_float(x) && grad.device().is_cpu(), x.dtype()) {
+        (true, DType::F32) => zip::<f32>(x, grad, |x, g| if x > 0.0 && g > 0.0 { g } else { 0.0 }),
+        (true, _) => zip::<f64>(x, grad, |x, g| if x > 0.0 && g > 0.0 { g } else { 0.0 }),
+        (false, _) => {
+            let positive = grad.maximum(0.0)?;
+            Ok(x.gt(0.0)?.where_cond(&positive, &positive.zeros_like()?)?)
+        }
+    }
+}
+
 /// `x` where `x > 0`, `slope * x` elsewhere.
 pub fn leaky_relu(x: &Tensor, slope: f64) -> Result<Tensor> {
     match (on_cpu_float(x), x.dtype()) {
@@ -138,6 +151,21 @@ fn channel_sums<T: Element>(t: &Tensor) -> Result<Tensor> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn guided_vjp_masks_by_the_input_and_rectifies_the_gradient() {
+        let x = Tensor::new(&[1.0f32, -1.0, 2.0, 0.0, 3.0], &candle_core::Device::Cpu).unwrap();
+        let g = Tensor::new(&[0.5f32, 0.5, -0.5, 0.5, 0.0], &candle_core::Device::Cpu).unwrap();
+        let out = guided_relu_vjp(&x, &g).unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(out, vec![0.5, 0.0, 0.0, 0.0, 0.0]);
+        let out64 =
+            guided_relu_vjp(&x.to_dtype(DType::F64).unwrap(), &g.to_dtype(DType::F64).unwrap())
+                .unwrap()
+                .to_vec1::<f64>()
+                .unwrap();
+        assert_eq!(out64, vec![0.5, 0.0, 0.0, 0.0, 0.0]);
+    }
+
     use super::*;
     use candle_core::Device;
 

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 mod attribute;
+pub(crate) mod bench;
 pub(crate) mod check;
 mod data;
 mod import;
@@ -22,6 +23,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run(args) => run::run(args),
         Command::Report(args) => run::report(args),
+        Command::Bench(args) => bench::run(args),
         Command::Attribute(args) => attribute::run(args),
         Command::Train(args) => train::run(args),
         Command::Data(cmd) => data::run(cmd),

@@ -112,12 +112,8 @@ pub fn run(args: RunArgs) -> Result<()> {
         manifest.write(out)?;
     }
     manifest.seconds = earlier + started.elapsed().as_secs_f64();
-    let failed: Vec<String> = manifest
-        .stages
-        .iter()
-        .filter(|s| s.status != StageStatus::Done)
-        .map(label)
-        .collect();
+    let failed: Vec<String> =
+        manifest.stages.iter().filter(|s| s.status != StageStatus::Done).map(label).collect();
     manifest.complete = failed.is_empty();
     manifest.write(out)?;
     let report = write_report(out).context("writing the report")?;
@@ -234,12 +230,7 @@ fn run_stage(p: &Planned, out: &Path) -> Stage {
     let started = Instant::now();
     let argv = std::iter::once("skepsis".to_string()).chain(p.args.iter().cloned());
     let result = crate::cli::Cli::try_parse_from(argv)
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "{}",
-                e.to_string().lines().next().unwrap_or("bad arguments")
-            )
-        })
+        .map_err(|e| anyhow::anyhow!("{}", e.to_string().lines().next().unwrap_or("bad arguments")))
         .and_then(super::run);
     let mut stage = p.stage.clone();
     stage.seconds = started.elapsed().as_secs_f64();

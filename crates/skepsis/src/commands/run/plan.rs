@@ -131,7 +131,9 @@ impl Profile {
 
     /// Every method family, for a convolutional model: gradient, input x gradient, noise
     /// averaging, path integration, modified backprop, CAM, relevance propagation,
-    /// difference-from-reference, and the competitive fix (CGI).
+    /// difference-from-reference, and the competitive fix (CGI). LRP uses zennit's
+    /// EpsilonGammaBox with the [0, 1] pixel box: the default EpsilonPlusFlat spreads the first
+    /// layer's relevance evenly, which makes every map of an MLP constant.
     pub fn cnn_methods(&self) -> Vec<String> {
         let mut m = self.mlp_methods();
         m.insert(6, "gradcam".into());
@@ -148,7 +150,7 @@ impl Profile {
             format!("ig:steps={}", self.ig_steps),
             "guided-backprop".into(),
             "deconvnet".into(),
-            "lrp".into(),
+            "lrp:composite=epsilon-gamma-box".into(),
             "deeplift".into(),
             "cgi".into(),
         ]
@@ -163,7 +165,7 @@ impl Profile {
             format!("ig:steps={}", self.ig_steps),
             format!("ig:steps={},baseline=constant,value=black", self.ig_steps),
             "guided-backprop".into(),
-            "lrp".into(),
+            "lrp:composite=epsilon-gamma-box".into(),
             "deeplift".into(),
             format!("smoothgrad:samples={},sigma=0.15", self.smoothgrad_samples),
         ]
