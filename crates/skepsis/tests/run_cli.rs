@@ -105,6 +105,24 @@ fn smoke_run_writes_a_report_whose_records_match_the_printed_table() {
     let json_again = std::fs::read_to_string(out.join("verdicts.json")).unwrap();
     assert_eq!(json, json_again);
 
+    // An interrupted run: one stage unfinished (its records gone); --resume runs only it.
+    let manifest_path = out.join("run.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
+    let stage = manifest["stages"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|s| s["id"] == "checks/sc-cnn/random-logit")
+        .unwrap();
+    stage["status"] = serde_json::json!({ "state": "failed", "reason": "interrupted" });
+    std::fs::write(&manifest_path, manifest.to_string()).unwrap();
+    std::fs::remove_file(out.join("checks/sc-cnn/random-logit/report.json")).unwrap();
+    let resumed = skepsis(d, &["run", "--profile", "smoke", "--out", "report", "--resume"]);
+    assert_eq!(code(&resumed), Some(0), "{}", text(&resumed.stderr));
+    assert_eq!(text(&resumed.stderr).matches("done in an earlier session").count(), 14);
+    assert_eq!(std::fs::read_to_string(out.join("verdicts.json")).unwrap(), json);
+
     // Nothing is overwritten without asking; a different profile cannot resume this run.
     let refused = skepsis(d, &["run", "--profile", "smoke", "--out", "report"]);
     assert_eq!(code(&refused), Some(2));
