@@ -187,6 +187,7 @@ pub fn model_randomization(
         options,
         entries: &entries,
         examples: &examples,
+        cascade: std::cell::RefCell::new(None),
     };
     let original_predictions = maps::predictions(model, &x, options.common.batch_size)?;
 
@@ -293,6 +294,10 @@ struct Context<'a> {
     options: &'a RandomizationOptions,
     entries: &'a [MethodEntry],
     examples: &'a ExampleWriter,
+    /// The last cascading model and its step: step `k` only re-draws `order[k - 1]` on top of
+    /// step `k - 1`'s model. [`randomize`] seeds every layer by (seed, layer index), so this
+    /// gives exactly the weights of randomizing `order[..k]` at once, each drawn once.
+    cascade: std::cell::RefCell<Option<(usize, Model)>>,
 }
 
 impl Context<'_> {
@@ -330,6 +335,23 @@ impl Context<'_> {
         }
     }
 
+    /// The model of cascading step `k` (layers `order[..k]` randomized).
+    fn cascading(&self, k: usize, order: &[String]) -> CheckResult<Model> {
+        let (seed, options) = (self.options.common.seed, self.options.randomize);
+        let mut cache = self.cascade.borrow_mut();
+        let model = match cache.take() {
+            Some((prev, m)) if prev + 1 == k => {
+                randomize(&m, &[order[k - 1].as_str()], seed, options)?
+            }
+            _ => {
+                let names: Vec<&str> = order[..k].iter().map(String::as_str).collect();
+                randomize(self.model, &names, seed, options)?
+            }
+        };
+        *cache = Some((k, model.clone()));
+        Ok(model)
+    }
+
     /// The records of step `k`.
     fn step(
         &self,
@@ -348,11 +370,15 @@ impl Context<'_> {
         } else if k == 0 {
             None
         } else {
-            let names: Vec<&str> = match self.options.mode {
-                RandomizationMode::Cascading => order[..k].iter().map(String::as_str).collect(),
-                RandomizationMode::Independent => vec![order[k - 1].as_str()],
-            };
-            Some(randomize(self.model, &names, common.seed, self.options.randomize)?)
+            Some(match self.options.mode {
+                RandomizationMode::Cascading => self.cascading(k, order)?,
+                RandomizationMode::Independent => randomize(
+                    self.model,
+                    &[order[k - 1].as_str()],
+                    common.seed,
+                    self.options.randomize,
+                )?,
+            })
         };
         let mut records = Vec::new();
         let mut kept = Vec::new();
