@@ -194,9 +194,10 @@ pub fn model_randomization(
     progress.start((steps.len() * entries.len()) as u64, "model randomization");
     let needs_originals = (0..steps.len()).any(|k| !store.has(k));
     let originals = if needs_originals {
+        let original_classes = ctx.classes(model, &original_predictions)?;
         entries
             .iter()
-            .map(|e| ctx.maps(e, model, 0, &original_predictions))
+            .map(|e| ctx.maps(e, model, 0, &original_classes))
             .collect::<CheckResult<Vec<_>>>()?
     } else {
         Vec::new()
@@ -301,25 +302,29 @@ struct Context<'a> {
 }
 
 impl Context<'_> {
-    /// The maps of `entry` on `model` (variant `variant` for the random map).
+    /// The classes explained on `model`: the options' choice, with "predicted" resolved once
+    /// per model (one forward pass shared by every method, instead of one per method).
+    fn classes(&self, model: &Model, original_predictions: &[usize]) -> CheckResult<Vec<usize>> {
+        match self.options.target.target(original_predictions, self.labels)? {
+            skepsis_attr::Target::Classes(c) => Ok(c),
+            _ => maps::predictions(model, self.x, self.options.common.batch_size),
+        }
+    }
+
+    /// The maps of `entry` on `model` for `classes` (variant `variant` for the random map).
     fn maps(
         &self,
         entry: &MethodEntry,
         model: &Model,
         variant: u64,
-        original_predictions: &[usize],
+        classes: &[usize],
     ) -> CheckResult<Maps> {
         let common = &self.options.common;
         let method = entry.instance(mix(common.seed, variant))?;
-        let target = self.options.target.target(original_predictions, self.labels)?;
+        let target = skepsis_attr::Target::Classes(classes.to_vec());
         match self.options.variant {
             MprtVariant::Smooth { samples, sigma } => {
-                let classes = match target {
-                    skepsis_attr::Target::Classes(c) => c,
-                    _ => maps::predictions(model, self.x, common.batch_size)?,
-                };
-                let repeated: Vec<usize> =
-                    (0..samples).flat_map(|_| classes.iter().copied()).collect();
+                let repeated: Vec<usize> = (0..samples).flat_map(|_| classes.to_vec()).collect();
                 let noisy = maps::noisy_copies(self.x, samples, sigma, mix(common.seed, 0x736d))?;
                 let batch = common.batch_size.map(|b| b * samples);
                 let all = attribute(
@@ -380,6 +385,10 @@ impl Context<'_> {
                 )?,
             })
         };
+        let classes = match &randomized {
+            Some(m) => self.classes(m, original_predictions)?,
+            None => Vec::new(),
+        };
         let mut records = Vec::new();
         let mut kept = Vec::new();
         for (entry, original) in self.entries.iter().zip(originals) {
@@ -394,7 +403,7 @@ impl Context<'_> {
                 )?),
                 Some(m) => {
                     let variant = if efficient { 1 } else { k as u64 };
-                    let maps = self.maps(entry, m, variant, original_predictions)?;
+                    let maps = self.maps(entry, m, variant, &classes)?;
                     if efficient {
                         records.extend(emprt_records(&entry.label, (k, name), original, &maps)?);
                     } else {

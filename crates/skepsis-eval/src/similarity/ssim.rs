@@ -195,13 +195,15 @@ fn gaussian_filter(values: &[f64], height: usize, width: usize, half: &[f64]) ->
 /// summed like scipy's `NI_Correlate1D` for symmetric weights:
 /// `out[i] = w0 x[i] + sum_j wj (x[i + j] + x[i - j])`.
 fn correlate_symmetric(line: &[f64], half: &[f64], out: &mut [f64]) {
-    let n = line.len() as isize;
+    // The line with `r` reflected samples on each side, so that the inner loop reads
+    // contiguous memory (the same terms in the same order as reflecting every index).
+    let (n, r) = (line.len() as isize, half.len().saturating_sub(1));
+    let padded: Vec<f64> = (-(r as isize)..n + r as isize).map(|i| line[reflect(i, n)]).collect();
     for (i, o) in out.iter_mut().enumerate() {
-        let i = i as isize;
-        let mut acc = line[i as usize] * half[0];
+        let c = i + r;
+        let mut acc = padded[c] * half[0];
         for (j, &w) in half.iter().enumerate().skip(1) {
-            let j = j as isize;
-            acc += (line[reflect(i + j, n)] + line[reflect(i - j, n)]) * w;
+            acc += (padded[c + j] + padded[c - j]) * w;
         }
         *o = acc;
     }
