@@ -83,9 +83,19 @@ fn randomization_and_input_invariance_write_records_and_verdicts() {
     let err = String::from_utf8_lossy(&again.stderr);
     assert_eq!(again.status.code(), Some(2), "{err}");
     assert!(err.starts_with("skepsis: ") && err.contains("--force"), "{err}");
+    // Example maps for the report: the first --examples images (default 4) of every step.
+    let examples = d.join("mprt/examples");
+    assert!(
+        examples.join("step-000.safetensors").exists()
+            && examples.join("step-004.safetensors").exists()
+    );
     let mut forced = check.to_vec();
     forced.push("--force");
     ok(&skepsis(d, &forced));
+    // --force replaces all earlier output: with no examples kept, none survive from before.
+    forced.extend(["--examples", "0"]);
+    ok(&skepsis(d, &forced));
+    assert!(!examples.exists());
 
     // Input invariance: gradient x input fails, so --fail-on-verdict exits with 1.
     let invariance = [

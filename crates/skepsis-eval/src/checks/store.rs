@@ -2,9 +2,11 @@
 //! can resume), then the full report as JSON and CSV.
 //!
 //! Layout: `steps/step-NNN.json` (the records of step NNN and the run's fingerprint),
-//! `report.json`, `records.csv`, `summary.csv`, `verdicts.csv`. Existing output is never
-//! replaced without `force`; `resume` reuses every step file whose fingerprint (the check's
-//! parameters, methods, seed and crate version) equals the new run's and computes the rest.
+//! `report.json`, `records.csv`, `summary.csv`, `verdicts.csv`, and the example maps in
+//! `examples/` ([`examples`](super::examples)). Existing output is never replaced without
+//! `force` (which removes all of it, so no stale example map outlives its run); `resume`
+//! reuses every step file whose fingerprint (the check's parameters, methods, seed and crate
+//! version) equals the new run's and computes the rest.
 //! Steps are deterministic functions of the seed, so a resumed run ends with exactly the
 //! records of an uninterrupted one.
 
@@ -14,6 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::error::{CheckError, CheckResult};
+use super::examples::EXAMPLES_DIR;
 use super::report::{CheckReport, Record};
 
 /// The full report.
@@ -88,11 +91,12 @@ impl StepStore {
             stopped: false,
         };
         let Some(dir) = control.out.clone() else { return Ok(store) };
-        let ours: Vec<PathBuf> = [REPORT_JSON, RECORDS_CSV, SUMMARY_CSV, VERDICTS_CSV, STEPS_DIR]
-            .iter()
-            .chain(extra)
-            .map(|f| dir.join(f))
-            .collect();
+        let ours: Vec<PathBuf> =
+            [REPORT_JSON, RECORDS_CSV, SUMMARY_CSV, VERDICTS_CSV, STEPS_DIR, EXAMPLES_DIR]
+                .iter()
+                .chain(extra)
+                .map(|f| dir.join(f))
+                .collect();
         let existing = ours.iter().find(|p| p.exists()).cloned();
         match existing {
             Some(path) if !control.resume && !control.force => {
