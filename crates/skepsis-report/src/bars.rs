@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use crate::curves::{coord, tick_decimals, tick_label, CurveError, PALETTE};
+use crate::curves::{coord, tick_decimals, tick_label, validate, CurveError, PALETTE};
 use crate::html::escape;
 
 /// One bar series (e.g. "primary AFL"), one value per category.
@@ -62,23 +62,9 @@ impl BarChart {
     /// category list, a bad y range, or a series without one value per category.
     pub fn render(&self) -> Result<String, CurveError> {
         let n = self.categories.len();
-        if n == 0 {
-            return Err(CurveError::NoSteps);
-        }
+        let lengths = self.series.iter().map(|s| (s.name.as_str(), s.values.len(), s.std.len()));
+        validate(n, self.y_range, lengths)?;
         let (low, high) = self.y_range;
-        if !(low.is_finite() && high.is_finite() && low < high) {
-            return Err(CurveError::InvalidRange { low, high });
-        }
-        for s in &self.series {
-            if s.values.len() != n || !(s.std.is_empty() || s.std.len() == n) {
-                return Err(CurveError::LengthMismatch {
-                    name: s.name.clone(),
-                    means: s.values.len(),
-                    stds: s.std.len(),
-                    steps: n,
-                });
-            }
-        }
         let group_w = 28.0 + 16.0 * self.series.len().max(1) as f64;
         let width = (MARGIN_LEFT + LEGEND_WIDTH + group_w * n as f64).max(420.0);
         let height = 380.0;

@@ -170,29 +170,42 @@ pub(crate) fn tick_decimals(low: f64, step: f64) -> usize {
         .map_or(6, |d| d as usize)
 }
 
+/// Checks a chart's shape: at least one position on the x axis, a finite increasing y range,
+/// and per series `(name, values, stds)` one value per position and one std per position or
+/// none. Shared by the curve and bar charts.
+pub(crate) fn validate<'a>(
+    positions: usize,
+    (low, high): (f64, f64),
+    series: impl IntoIterator<Item = (&'a str, usize, usize)>,
+) -> Result<(), CurveError> {
+    if positions == 0 {
+        return Err(CurveError::NoSteps);
+    }
+    if !(low.is_finite() && high.is_finite() && low < high) {
+        return Err(CurveError::InvalidRange { low, high });
+    }
+    for (name, means, stds) in series {
+        if means != positions || !(stds == 0 || stds == positions) {
+            return Err(CurveError::LengthMismatch {
+                name: name.to_string(),
+                means,
+                stds,
+                steps: positions,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Renders `chart` as a standalone `<svg>` element (deterministic: same input, same bytes).
 ///
 /// Errors when there are no steps, when the y range is not finite and increasing, or when a
 /// series does not have one mean (and one std, unless the std list is empty) per step.
 pub fn render_svg(chart: &CurveChart) -> Result<String, CurveError> {
     let steps = chart.x_labels.len();
-    if steps == 0 {
-        return Err(CurveError::NoSteps);
-    }
+    let lengths = chart.series.iter().map(|s| (s.name.as_str(), s.mean.len(), s.std.len()));
+    validate(steps, chart.y_range, lengths)?;
     let (low, high) = chart.y_range;
-    if !(low.is_finite() && high.is_finite() && low < high) {
-        return Err(CurveError::InvalidRange { low, high });
-    }
-    for s in &chart.series {
-        if s.mean.len() != steps || !(s.std.is_empty() || s.std.len() == steps) {
-            return Err(CurveError::LengthMismatch {
-                name: s.name.clone(),
-                means: s.mean.len(),
-                stds: s.std.len(),
-                steps,
-            });
-        }
-    }
 
     let width = f64::from(chart.width.max(320));
     let height = f64::from(chart.height.max(240));

@@ -8,7 +8,7 @@ use skepsis_nn::train::{accuracy, train, LabelledData, Progress, TrainConfig, Tr
 use skepsis_nn::{model_file, randomize, DType, Model, RandomizeOptions};
 
 use super::error::{CheckError, CheckResult};
-use super::examples::{ExampleWriter, COMPARED, ORIGINAL};
+use super::examples::{ExampleWriter, ORIGINAL};
 use super::maps::{self, attribute, compare_records, CheckData, CheckOptions, TargetChoice};
 use super::methods::{self, mix};
 use super::randomization::fingerprint;
@@ -207,9 +207,7 @@ pub fn data_randomization(
             kept.push((entry.label.as_str(), a, b));
             progress.advance(1);
         }
-        let sets: Vec<_> =
-            kept.iter().flat_map(|(l, a, b)| [(ORIGINAL, *l, a), (COMPARED, *l, b)]).collect();
-        examples.step(0, &sets)?;
+        examples.pairs(&kept)?;
         Ok(records)
     })?;
     progress.finish();

@@ -67,6 +67,16 @@ impl ExampleWriter {
         save(&dir.join(INPUTS_FILE), tensors)
     }
 
+    /// Writes the one step of a paired check: per method label, the [`ORIGINAL`] and the
+    /// [`COMPARED`] maps.
+    pub(crate) fn pairs<L: AsRef<str>>(&self, pairs: &[(L, Maps, Maps)]) -> CheckResult<()> {
+        let sets: Vec<_> = pairs
+            .iter()
+            .flat_map(|(l, a, b)| [(ORIGINAL, l.as_ref(), a), (COMPARED, l.as_ref(), b)])
+            .collect();
+        self.step(0, &sets)
+    }
+
     /// Writes the first images of each `(role, method label, maps)` of step `index`.
     pub(crate) fn step(&self, index: usize, maps: &[(&str, &str, &Maps)]) -> CheckResult<()> {
         let Some(dir) = &self.dir else { return Ok(()) };

@@ -223,11 +223,7 @@ pub fn input_invariance(
             kept.push((e1.label.clone(), m1, m2));
             progress.advance(1);
         }
-        let sets: Vec<_> = kept
-            .iter()
-            .flat_map(|(l, m1, m2)| [(ORIGINAL, l.as_str(), m1), (COMPARED, l.as_str(), m2)])
-            .collect();
-        examples.step(0, &sets)?;
+        examples.pairs(&kept)?;
         Ok(records)
     })?;
     progress.finish();

@@ -8,7 +8,7 @@ use skepsis_nn::train::Progress;
 use skepsis_nn::Model;
 
 use super::error::{CheckError, CheckResult};
-use super::examples::{ExampleWriter, COMPARED, ORIGINAL};
+use super::examples::{ExampleWriter, ORIGINAL};
 use super::maps::{self, attribute, compare_records, CheckData, CheckOptions, TargetChoice};
 use super::methods::{self, mix};
 use super::randomization::fingerprint;
@@ -124,9 +124,7 @@ pub fn random_logit(
             kept.push((entry.label.as_str(), ma, mb));
             progress.advance(1);
         }
-        let sets: Vec<_> =
-            kept.iter().flat_map(|(l, a, b)| [(ORIGINAL, *l, a), (COMPARED, *l, b)]).collect();
-        examples.step(0, &sets)?;
+        examples.pairs(&kept)?;
         Ok(records)
     })?;
     progress.finish();
