@@ -17,7 +17,8 @@ use skepsis_eval::checks::{
     TRAIN_REPORT_JSON,
 };
 use skepsis_eval::Metric;
-use skepsis_nn::train::{Console, OptimizerConfig, TrainConfig, TrainReport};
+use skepsis_nn::train::{Console, OptimizerConfig, Progress, TrainConfig, TrainReport};
+use skepsis_nn::Model;
 
 /// The checks.
 #[derive(Debug, Subcommand)]
@@ -271,6 +272,29 @@ fn test_data(dir: &Path) -> Result<CheckData> {
     Ok(CheckData::from_dataset(&stored.splits.test))
 }
 
+/// The signature the checks that explain a data set's test images share.
+type TestImagesCheck<O> = fn(
+    &Model,
+    &CheckData,
+    &[String],
+    &O,
+    &RunControl,
+    &mut dyn Progress,
+) -> skepsis_eval::checks::CheckResult<CheckReport>;
+
+/// Loads `--model` and the test images of `--data`, then runs `check` with progress on the
+/// console and the output options of `common`.
+fn on_test_data<O>(
+    common: &CommonArgs,
+    methods: &[String],
+    options: &O,
+    check: TestImagesCheck<O>,
+) -> Result<CheckReport> {
+    let model = super::load_model(&common.model)?;
+    let data = test_data(&common.data)?;
+    Ok(check(&model, &data, methods, options, &control(common), &mut Console::new())?)
+}
+
 fn target(s: &str) -> Result<TargetChoice> {
     Ok(TargetChoice::parse(s)?)
 }
@@ -295,16 +319,7 @@ fn randomization(a: &RandomizationArgs) -> Result<CheckReport> {
         layers: a.layers.as_ref().map(|l| split_method_list(l)),
         ..RandomizationOptions::default()
     };
-    let model = super::load_model(&a.common.model)?;
-    let data = test_data(&a.common.data)?;
-    Ok(checks::model_randomization(
-        &model,
-        &data,
-        &methods,
-        &options,
-        &control(&a.common),
-        &mut Console::new(),
-    )?)
+    on_test_data(&a.common, &methods, &options, checks::model_randomization)
 }
 
 fn data_randomization(a: &DataRandomizationArgs) -> Result<CheckReport> {
@@ -378,16 +393,7 @@ fn input_invariance(a: &InputInvarianceArgs) -> Result<CheckReport> {
         examples: a.common.examples,
         ..InputInvarianceOptions::default()
     };
-    let model = super::load_model(&a.common.model)?;
-    let data = test_data(&a.common.data)?;
-    Ok(checks::input_invariance(
-        &model,
-        &data,
-        &methods,
-        &options,
-        &control(&a.common),
-        &mut Console::new(),
-    )?)
+    on_test_data(&a.common, &methods, &options, checks::input_invariance)
 }
 
 /// Method specs where `value=black` stands for the shifted black image (validated with 0).
@@ -410,16 +416,7 @@ fn random_logit(a: &RandomLogitArgs) -> Result<CheckReport> {
         target: target(&a.similarity.target)?,
         rule: None,
     };
-    let model = super::load_model(&a.common.model)?;
-    let data = test_data(&a.common.data)?;
-    Ok(checks::random_logit(
-        &model,
-        &data,
-        &methods,
-        &options,
-        &control(&a.common),
-        &mut Console::new(),
-    )?)
+    on_test_data(&a.common, &methods, &options, checks::random_logit)
 }
 
 fn rank1(a: &Rank1Args) -> Result<CheckReport> {
@@ -431,14 +428,5 @@ fn rank1(a: &Rank1Args) -> Result<CheckReport> {
         vectors: a.vectors,
         rule: None,
     };
-    let model = super::load_model(&a.common.model)?;
-    let data = test_data(&a.common.data)?;
-    Ok(checks::rank1_convergence(
-        &model,
-        &data,
-        &methods,
-        &options,
-        &control(&a.common),
-        &mut Console::new(),
-    )?)
+    on_test_data(&a.common, &methods, &options, checks::rank1_convergence)
 }
