@@ -606,6 +606,19 @@ fn max_pool_vjp_routes_ties_to_the_first_maximum_only() {
     let dx = values(&max_pool2d_vjp(&x, &g, &Pool2dSpec::square(2)).unwrap());
     assert_eq!(dx, vec![0.0, 5.0, 0.0, 0.0]);
 
+    // A NaN is the maximum of its window (the forward pass propagates it): the gradient goes
+    // to the first NaN, in every window of the plane, whatever the dtype.
+    for dtype in [DType::F64, DType::F32] {
+        #[rustfmt::skip]
+        let x = tensor(vec![
+            1.0, f64::NAN, 7.0, 2.0,
+            f64::NAN, 0.0, 2.0, 7.0,
+        ], &[1, 1, 2, 4]).to_dtype(dtype).unwrap();
+        let g = tensor(vec![5.0, 6.0], &[1, 1, 1, 2]).to_dtype(dtype).unwrap();
+        let dx = values(&max_pool2d_vjp(&x, &g, &Pool2dSpec::square(2)).unwrap());
+        assert_eq!(dx, vec![0.0, 5.0, 6.0, 0.0, 0.0, 0.0, 0.0, 0.0], "{dtype:?}");
+    }
+
     // Overlapping windows accumulate on a shared maximum.
     let x = tensor(vec![0.0, 0.0, 0.0, 0.0, 9.0, 0.0, 0.0, 0.0, 0.0], &[1, 1, 3, 3]);
     let g = tensor(vec![1.0, 2.0, 3.0, 4.0], &[1, 1, 2, 2]);

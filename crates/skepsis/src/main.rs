@@ -16,7 +16,25 @@ use clap::Parser;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc's `mi_option_purge_delay` (`mimalloc.h`: the option before
+/// `mi_option_use_numa_nodes`; libmimalloc-sys does not name it).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t =
+    libmimalloc_sys::mi_option_use_numa_nodes - 1;
+
+/// Never hands freed pages back to the OS. With mimalloc's default delay (1 s) the large
+/// buffers of one pass were purged and faulted in again (as zeroed transparent huge pages) a
+/// few passes later: Integrated Gradients on 16 images took 7,104 page faults and 0.96 s of
+/// system time, against 494 and 0.12 s without purging, at the same peak RSS (~230 MiB).
+/// The process keeps its peak footprint until it exits, which for a command-line run is
+/// what it would reach anyway.
+fn keep_freed_memory() {
+    // SAFETY: setting an option is a plain store into mimalloc's option table; it is
+    // called before any other thread exists.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+}
+
 fn main() -> ExitCode {
+    keep_freed_memory();
     let cli = cli::Cli::parse();
     if let Some(threads) = cli.threads {
         // Fails only if the pool was already built, which cannot happen this early.

@@ -26,6 +26,7 @@ pub use relu::{Deconv, Guided};
 
 use candle_core::Tensor;
 use skepsis_nn::ops::conv::{conv2d, conv2d_input_vjp};
+use skepsis_nn::ops::linear::{linear, linear_input_vjp};
 use skepsis_nn::ops::Conv2dSpec;
 use skepsis_nn::{Error, Layer, Result, Step};
 
@@ -93,13 +94,7 @@ impl<'a> Affine<'a> {
     pub fn forward(&self, x: &Tensor, w: &Tensor, b: Option<&Tensor>) -> Result<Tensor> {
         match self.conv {
             Some(spec) => conv2d(x, w, b, spec),
-            None => {
-                let y = x.matmul(&w.t()?)?;
-                Ok(match b {
-                    Some(b) => y.broadcast_add(b)?,
-                    None => y,
-                })
-            }
+            None => Ok(linear(x, w, b)?),
         }
     }
 
@@ -107,7 +102,7 @@ impl<'a> Affine<'a> {
     pub fn vjp(&self, s: &Tensor, w: &Tensor, x_dims: &[usize]) -> Result<Tensor> {
         match self.conv {
             Some(spec) => conv2d_input_vjp(s, w, x_dims, spec),
-            None => Ok(s.matmul(w)?),
+            None => Ok(linear_input_vjp(s, w)?),
         }
     }
 

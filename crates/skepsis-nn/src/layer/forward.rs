@@ -3,7 +3,7 @@
 use candle_core::Tensor;
 
 use super::Layer;
-use crate::ops::{conv, pointwise, pool};
+use crate::ops::{conv, linear, pointwise, pool};
 use crate::{Error, Result};
 
 impl Layer {
@@ -12,21 +12,7 @@ impl Layer {
         check_arity(self, inputs.len())?;
         let x = inputs[0];
         Ok(match self {
-            Layer::Linear(l) => {
-                let in_features = l.in_features();
-                if x.rank() != 2 || x.dims()[1] != in_features {
-                    return Err(Error::ShapeMismatch {
-                        context: "linear input [N, in_features]".into(),
-                        expected: vec![x.dims()[0], in_features],
-                        found: x.dims().to_vec(),
-                    });
-                }
-                let y = x.matmul(&l.weight.t()?)?;
-                match &l.bias {
-                    Some(b) => y.broadcast_add(b)?,
-                    None => y,
-                }
-            }
+            Layer::Linear(l) => linear::linear(x, &l.weight, l.bias.as_ref())?,
             Layer::Conv2d(c) => conv::conv2d(x, &c.weight, c.bias.as_ref(), &c.spec)?,
             Layer::Relu => pointwise::relu(x)?,
             Layer::LeakyRelu { negative_slope } => pointwise::leaky_relu(x, *negative_slope)?,

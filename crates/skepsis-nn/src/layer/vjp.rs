@@ -5,7 +5,7 @@ use candle_core::Tensor;
 
 use super::forward::check_arity;
 use super::Layer;
-use crate::ops::{conv, pointwise, pool};
+use crate::ops::{conv, linear, pointwise, pool};
 use crate::Result;
 
 impl Layer {
@@ -23,7 +23,7 @@ impl Layer {
         check_arity(self, inputs.len())?;
         let x = inputs[0];
         let single = match self {
-            Layer::Linear(l) => grad.matmul(&l.weight)?,
+            Layer::Linear(l) => linear::linear_input_vjp(grad, &l.weight)?,
             Layer::Conv2d(c) => conv::conv2d_input_vjp(grad, &c.weight, x.dims(), &c.spec)?,
             Layer::Relu => relu_mask(x, grad)?,
             Layer::LeakyRelu { negative_slope } => {
@@ -68,7 +68,7 @@ impl Layer {
         let x = inputs[0];
         Ok(match self {
             Layer::Linear(l) => {
-                let mut g = vec![("weight", grad.t()?.matmul(x)?)];
+                let mut g = vec![("weight", linear::linear_weight_vjp(grad, x)?)];
                 if l.bias.is_some() {
                     g.push(("bias", pointwise::sum_per_channel(grad)?));
                 }

@@ -28,6 +28,7 @@ use candle_core::{DType, Device, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
+use super::matmul::{matmul, Mat};
 use super::{cpu_slice, from_cpu_vec, Conv2dSpec, Element};
 use crate::{Error, Result};
 
@@ -679,75 +680,6 @@ fn col2im<T: Element>(col: &[T], g: &ConvGeom, dx: &mut [T]) {
                 }
             }
         }
-    }
-}
-
-/// A strided read-only matrix view: element `(r, c)` is `data[r * rs + c * cs]`.
-#[derive(Clone, Copy)]
-struct Mat<'a, T> {
-    data: &'a [T],
-    rs: usize,
-    cs: usize,
-}
-
-impl<T> Mat<'_, T> {
-    /// Whether every element of a `rows x cols` matrix lies inside `data`.
-    fn fits(&self, rows: usize, cols: usize) -> bool {
-        rows == 0 || cols == 0 || (rows - 1) * self.rs + (cols - 1) * self.cs < self.data.len()
-    }
-}
-
-/// `dst[m x n]` (row-major, contiguous) `= (accumulate ? dst : 0) + lhs[m x k] · rhs[k x n]`.
-#[allow(clippy::too_many_arguments)]
-fn matmul<T: Element>(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: &mut [T],
-    accumulate: bool,
-    lhs: Mat<'_, T>,
-    rhs: Mat<'_, T>,
-    par: Parallelism,
-) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        // An empty sum: gemm may skip writing, so clear explicitly.
-        if !accumulate {
-            dst[..m * n].fill(T::zero());
-        }
-        return;
-    }
-    // These hold by construction of every call above (the geometry is validated before any
-    // kernel runs); they guard the raw-pointer call below, so they are hard asserts.
-    assert!(dst.len() >= m * n && lhs.fits(m, k) && rhs.fits(k, n), "matmul operands too short");
-    // SAFETY: the asserts above bound every index gemm reads or writes (dst row stride n,
-    // column stride 1; lhs/rhs strides as given); `dst` is borrowed mutably and does not alias
-    // `lhs` or `rhs`, which are shared borrows. gemm computes
-    // dst = alpha * dst + beta * lhs * rhs, reading dst only when `read_dst` is set.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            lhs.data.as_ptr(),
-            lhs.cs as isize,
-            lhs.rs as isize,
-            rhs.data.as_ptr(),
-            rhs.cs as isize,
-            rhs.rs as isize,
-            T::one(),
-            T::one(),
-            false,
-            false,
-            false,
-            par,
-        );
     }
 }
 

@@ -7,6 +7,8 @@
 //! candle's kernels on other devices.
 
 pub mod conv;
+pub mod linear;
+mod matmul;
 pub mod pointwise;
 pub mod pool;
 mod spec;

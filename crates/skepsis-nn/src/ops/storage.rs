@@ -5,10 +5,25 @@ use candle_core::{Device, Shape, Storage, Tensor, WithDType};
 use crate::{Error, Result};
 
 /// The float types our kernels are written for (f32 and f64).
-pub(crate) trait Element: WithDType + num_traits::Float + Send + Sync + 'static {}
+pub(crate) trait Element: WithDType + num_traits::Float + Send + Sync + 'static {
+    /// `self` if `keep` is 1, `+0` if it is 0, by masking the bits: without the branch that
+    /// the compiler may emit for an `if`, which mispredicts on data-dependent flags.
+    fn keep_if(self, keep: u8) -> Self;
+}
 
-impl Element for f32 {}
-impl Element for f64 {}
+impl Element for f32 {
+    #[inline(always)]
+    fn keep_if(self, keep: u8) -> Self {
+        f32::from_bits(self.to_bits() & u32::from(keep & 1).wrapping_neg())
+    }
+}
+
+impl Element for f64 {
+    #[inline(always)]
+    fn keep_if(self, keep: u8) -> Self {
+        f64::from_bits(self.to_bits() & u64::from(keep & 1).wrapping_neg())
+    }
+}
 
 /// Runs `f` on the contiguous CPU data of `t` (copying only if `t` is not contiguous).
 pub(crate) fn cpu_slice<T: Element, R>(t: &Tensor, f: impl FnOnce(&[T]) -> Result<R>) -> Result<R> {
