@@ -24,12 +24,14 @@
 //! operands to the CPU, run the kernels here and copy the result back. That is always correct
 //! but pays two transfers per call; a native GPU path can replace it without changing the API.
 
+use std::mem::MaybeUninit;
+
 use candle_core::{DType, Device, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
 use super::matmul::{matmul, Mat};
-use super::{cpu_slice, from_cpu_vec, Conv2dSpec, Element};
+use super::{cpu_slice, fill_rows_init, from_cpu_vec, vec_written_by, Conv2dSpec, Element};
 use crate::{Error, Result};
 
 /// Images per partial weight gradient. The batch is cut into fixed chunks of this size, each
@@ -419,47 +421,47 @@ fn weight_vjp_cpu<T: Element>(x: &Tensor, grad_out: &Tensor, g: &ConvGeom) -> Re
 
 /// `[N, O, OH, OW]` output of the convolution of `x` (`[N, C, H, W]`) with `w`.
 fn forward_kernel<T: Element>(x: &[T], w: &[T], bias: Option<&[T]>, g: &ConvGeom) -> Vec<T> {
-    let mut out = vec![T::zero(); g.n * g.output_image()];
-    if out.is_empty() {
-        return out;
+    let len = g.n * g.output_image();
+    if len == 0 {
+        return Vec::new();
     }
     let in_img = g.input_image();
     let image = |i: usize| &x[i * in_img..(i + 1) * in_img];
-    if g.batch_parallel() {
-        out.par_chunks_mut(g.output_image()).enumerate().for_each_init(
-            || vec![T::zero(); g.col_len()],
-            |col, (i, y)| forward_image(image(i), w, bias, g, col, y, Parallelism::None),
-        );
-    } else {
-        let mut col = vec![T::zero(); g.col_len()];
-        for (i, y) in out.chunks_mut(g.output_image()).enumerate() {
-            forward_image(image(i), w, bias, g, &mut col, y, Parallelism::Rayon(0));
+    let write = |out: &mut [MaybeUninit<T>]| {
+        if g.batch_parallel() {
+            out.par_chunks_mut(g.output_image()).enumerate().for_each_init(
+                || vec![T::zero(); g.col_len()],
+                |col, (i, y)| forward_image(image(i), w, bias, g, col, y, Parallelism::None),
+            );
+        } else {
+            let mut col = vec![T::zero(); g.col_len()];
+            for (i, y) in out.chunks_mut(g.output_image()).enumerate() {
+                forward_image(image(i), w, bias, g, &mut col, y, Parallelism::Rayon(0));
+            }
         }
-    }
-    out
+    };
+    // SAFETY: the output is cut into whole images and `forward_image` initializes every
+    // element of its image.
+    unsafe { vec_written_by(len, write) }
 }
 
-/// One image: `y_g = W_g · im2col(x_g)` (+ bias) for every group `g`.
+/// One image: `y_g = W_g · im2col(x_g)` (+ bias) for every group `g`; initializes all of `y`.
 fn forward_image<T: Element>(
     x: &[T],
     w: &[T],
     bias: Option<&[T]>,
     g: &ConvGeom,
     col: &mut [T],
-    y: &mut [T],
+    y: &mut [MaybeUninit<T>],
     par: Parallelism,
 ) {
     let (k, p, plane) = (g.k(), g.p(), g.h * g.w);
+    // The bias (or zero) first, so that gemm accumulates onto it instead of a second pass.
+    let y = fill_rows_init(y, p, |o| bias.map_or(T::zero(), |b| b[o]));
     for grp in 0..g.groups {
         let xg = &x[grp * g.cg * plane..][..g.cg * plane];
         let wg = &w[grp * g.og * k..][..g.og * k];
         let yg = &mut y[grp * g.og * p..][..g.og * p];
-        // Writing the bias first lets gemm accumulate onto it instead of a second pass.
-        if let Some(b) = bias {
-            for (row, &bo) in yg.chunks_mut(p).zip(&b[grp * g.og..][..g.og]) {
-                row.fill(bo);
-            }
-        }
         let cols: &[T] = if g.pointwise {
             xg
         } else {
@@ -471,7 +473,7 @@ fn forward_image<T: Element>(
             p,
             k,
             yg,
-            bias.is_some(),
+            true,
             Mat { data: wg, rs: k, cs: 1 },
             Mat { data: cols, rs: p, cs: 1 },
             par,

@@ -9,7 +9,7 @@
 use candle_core::{DType, Tensor};
 
 use super::conv::{float_dtype, same_kind};
-use super::matmul::{par_matmul, Mat};
+use super::matmul::{par_matmul, par_matmul_new, Mat};
 use super::{cpu_slice, from_cpu_vec, Element};
 use crate::{Error, Result};
 
@@ -119,18 +119,20 @@ fn forward_cpu<T: Element>(
     bias: Option<&Tensor>,
     [n, out, inp]: [usize; 3],
 ) -> Result<Tensor> {
-    let mut y = match bias {
-        // Writing the bias first lets gemm accumulate onto it instead of a second pass.
-        Some(b) => cpu_slice::<T, _>(b, |b| Ok(b.repeat(n)))?,
-        None => vec![T::zero(); n * out],
-    };
-    cpu_slice::<T, _>(x, |xs| {
+    let y = cpu_slice::<T, _>(x, |xs| {
         cpu_slice::<T, _>(weight, |ws| {
             // Wᵀ is W read with swapped strides.
             let lhs = Mat { data: xs, rs: inp, cs: 1 };
             let rhs = Mat { data: ws, rs: 1, cs: inp };
-            par_matmul(n, out, inp, &mut y, bias.is_some(), lhs, rhs);
-            Ok(())
+            Ok(match bias {
+                // Writing the bias first lets gemm accumulate onto it instead of a second pass.
+                Some(b) => {
+                    let mut y = cpu_slice::<T, _>(b, |b| Ok(b.repeat(n)))?;
+                    par_matmul(n, out, inp, &mut y, true, lhs, rhs);
+                    y
+                }
+                None => par_matmul_new(n, out, inp, lhs, rhs),
+            })
         })
     })?;
     from_cpu_vec(y, (n, out))
@@ -144,13 +146,11 @@ fn product<T: Element>(
     [m, n_cols, k]: [usize; 3],
     [[a_rs, a_cs], [b_rs, b_cs]]: [[usize; 2]; 2],
 ) -> Result<Tensor> {
-    let mut dst = vec![T::zero(); m * n_cols];
-    cpu_slice::<T, _>(a, |a| {
+    let dst = cpu_slice::<T, _>(a, |a| {
         cpu_slice::<T, _>(b, |b| {
             let (lhs, rhs) =
                 (Mat { data: a, rs: a_rs, cs: a_cs }, Mat { data: b, rs: b_rs, cs: b_cs });
-            par_matmul(m, n_cols, k, &mut dst, false, lhs, rhs);
-            Ok(())
+            Ok(par_matmul_new(m, n_cols, k, lhs, rhs))
         })
     })?;
     from_cpu_vec(dst, (m, n_cols))

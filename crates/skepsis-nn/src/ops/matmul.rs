@@ -9,7 +9,9 @@
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::Element;
+use std::mem::MaybeUninit;
+
+use super::{vec_written_by, Element};
 
 /// A strided read-only matrix view: element `(r, c)` is `data[r * rs + c * cs]`.
 #[derive(Clone, Copy)]
@@ -77,43 +79,81 @@ pub(crate) fn par_matmul<T: Element>(
     lhs: Mat<'_, T>,
     rhs: Mat<'_, T>,
 ) {
+    assert!(dst.len() >= m * n, "matmul destination too short");
+    // SAFETY: `dst` holds the `m x n` row-major matrix (asserted) and is borrowed mutably.
+    unsafe { par_matmul_raw(m, n, k, SendPtr(dst.as_mut_ptr()), accumulate, lhs, rhs) }
+}
+
+/// The new `m x n` row-major matrix `lhs · rhs`, written by [`par_matmul`]'s kernels without
+/// zeroing its storage first.
+pub(crate) fn par_matmul_new<T: Element>(
+    m: usize,
+    n: usize,
+    k: usize,
+    lhs: Mat<'_, T>,
+    rhs: Mat<'_, T>,
+) -> Vec<T> {
+    let write = |dst: &mut [MaybeUninit<T>]| {
+        let dst = SendPtr(dst.as_mut_ptr().cast::<T>());
+        // SAFETY: `dst` holds `m * n` elements and is borrowed mutably. Without
+        // accumulation gemm stores every element without reading it (and `matmul_raw`
+        // writes the zeros of an empty sum itself).
+        unsafe { par_matmul_raw(m, n, k, dst, false, lhs, rhs) }
+    };
+    // SAFETY: see `write`: every element of the `m x n` matrix is written.
+    unsafe { vec_written_by(m * n, write) }
+}
+
+/// [`par_matmul`] on a raw destination.
+///
+/// # Safety
+/// `dst` must be valid for writes of `m * n` elements (row-major, row stride `n`), readable
+/// where `accumulate` is set, and accessed by no one else during the call.
+#[allow(clippy::too_many_arguments)]
+unsafe fn par_matmul_raw<T: Element>(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: SendPtr<T>,
+    accumulate: bool,
+    lhs: Mat<'_, T>,
+    rhs: Mat<'_, T>,
+) {
     let threads = rayon::current_num_threads();
     if threads == 1 || m * n * k < MIN_PARALLEL_MACS {
-        return matmul(m, n, k, dst, accumulate, lhs, rhs, Parallelism::None);
+        // SAFETY: the caller's contract.
+        return unsafe {
+            matmul_raw(m, n, k, dst.get(), n, accumulate, lhs, rhs, Parallelism::None)
+        };
     }
-    assert!(dst.len() >= m * n, "matmul destination too short");
-    if n >= threads * COLUMN_ALIGN {
+    let (blocks, rows, cols) = if n >= threads * COLUMN_ALIGN {
         let width = n.div_ceil(threads).next_multiple_of(COLUMN_ALIGN);
-        let base = SendPtr(dst.as_mut_ptr());
-        (0..n.div_ceil(width)).into_par_iter().for_each(|b| {
-            let from = b * width;
-            let cols = width.min(n - from);
-            // SAFETY: block `b` writes only columns `from..from + cols` of the `m x n`
-            // row-major destination (row stride `n`, asserted long enough above), and the
-            // blocks' column ranges are disjoint, so no element is written by two tasks;
-            // `dst` stays mutably borrowed for the whole parallel loop.
-            unsafe {
-                matmul_raw(
-                    m,
-                    cols,
-                    k,
-                    base.get().add(from),
-                    n,
-                    accumulate,
-                    lhs,
-                    rhs.skip_cols(from),
-                    Parallelism::None,
-                )
-            }
-        });
+        (n.div_ceil(width), m, width)
     } else {
-        let rows = m.div_ceil(threads).max(1);
-        dst[..m * n].par_chunks_mut(rows * n).enumerate().for_each(|(b, block)| {
-            let from = b * rows;
-            let len = block.len() / n.max(1);
-            matmul(len, n, k, block, accumulate, lhs.skip_rows(from), rhs, Parallelism::None);
-        });
-    }
+        let height = m.div_ceil(threads).max(1);
+        (m.div_ceil(height), height, n)
+    };
+    (0..blocks).into_par_iter().for_each(|b| {
+        // Block `b` covers rows `r0..r0 + h` and columns `c0..c0 + w` (one of the two cuts is
+        // trivial).
+        let (r0, c0) = if cols < n { (0, b * cols) } else { (b * rows, 0) };
+        let (h, w) = (rows.min(m - r0), cols.min(n - c0));
+        // SAFETY: the blocks tile the `m x n` destination without overlap, so no element is
+        // accessed by two tasks, and each lies inside the caller's valid range.
+        unsafe {
+            matmul_raw(
+                h,
+                w,
+                k,
+                dst.get().add(r0 * n + c0),
+                n,
+                accumulate,
+                lhs.skip_rows(r0),
+                rhs.skip_cols(c0),
+                Parallelism::None,
+            )
+        }
+    });
 }
 
 /// A raw destination pointer that may cross into rayon tasks writing disjoint blocks.
@@ -235,6 +275,12 @@ mod tests {
                 let zero = vec![0.0; m * n];
                 let expected = reference(m, n, k, &a, &b, if accumulate { &c0 } else { &zero });
                 assert_eq!(c, expected, "m {m} n {n} k {k} accumulate {accumulate}");
+                if !accumulate {
+                    let (lhs, rhs) =
+                        (Mat { data: &a, rs: k, cs: 1 }, Mat { data: &b, rs: n, cs: 1 });
+                    let new = pool.install(|| par_matmul_new(m, n, k, lhs, rhs));
+                    assert_eq!(new, expected, "new: m {m} n {n} k {k}");
+                }
             }
         }
     }

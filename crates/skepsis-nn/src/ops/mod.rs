@@ -15,4 +15,4 @@ mod spec;
 mod storage;
 
 pub use spec::{Conv2dSpec, Padding2d, Pool2dSpec};
-pub(crate) use storage::{cpu_slice, from_cpu_vec, Element};
+pub(crate) use storage::{cpu_slice, fill_rows_init, from_cpu_vec, vec_written_by, Element};

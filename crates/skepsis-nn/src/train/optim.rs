@@ -2,12 +2,14 @@
 //! momentum, with PyTorch's update formulas. On the CPU each update is one fused pass over
 //! the parameter, its gradient and the optimizer state.
 
+use std::mem::MaybeUninit;
+
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
 use rayon::prelude::*;
 
-use crate::ops::{cpu_slice, from_cpu_vec, Element};
+use crate::ops::{cpu_slice, from_cpu_vec, vec_written_by, Element};
 use crate::{Error, Result};
 
 /// Optimizer and its hyper-parameters.
@@ -146,43 +148,47 @@ impl Optimizer {
                         p.len()
                     )));
                 }
-                let mut np = vec![T::zero(); p.len()];
-                let blocks = np
-                    .par_chunks_mut(BLOCK)
-                    .zip(p.par_chunks(BLOCK).zip(g.par_chunks(BLOCK)))
-                    .zip(a.par_chunks_mut(BLOCK).zip(b.par_chunks_mut(BLOCK)));
-                match self.config {
-                    OptimizerConfig::Adam { lr, beta1, beta2, eps, weight_decay } => {
-                        let (b1, b2, wd, e) = (c(beta1), c(beta2), c(weight_decay), c(eps));
-                        let (one_b1, one_b2) = (c(1.0 - beta1), c(1.0 - beta2));
-                        let step_size = c(lr / (1.0 - beta1.powi(t)));
-                        let bias2 = c((1.0 - beta2.powi(t)).sqrt());
-                        blocks.for_each(|((np, (p, g)), (a, b))| {
-                            let lanes = np.iter_mut().zip(p).zip(g).zip(a.iter_mut().zip(b));
-                            for (((np, &p), &g), (a, b)) in lanes {
-                                let gi = g + wd * p;
-                                let m = b1 * *a + one_b1 * gi;
-                                let v = b2 * *b + one_b2 * gi * gi;
-                                *np = p - step_size * m / (v.sqrt() / bias2 + e);
-                                *a = m;
-                                *b = v;
-                            }
-                        });
+                let update = |np: &mut [MaybeUninit<T>], a: &mut [T], b: &mut [T]| {
+                    let blocks = np
+                        .par_chunks_mut(BLOCK)
+                        .zip(p.par_chunks(BLOCK).zip(g.par_chunks(BLOCK)))
+                        .zip(a.par_chunks_mut(BLOCK).zip(b.par_chunks_mut(BLOCK)));
+                    match self.config {
+                        OptimizerConfig::Adam { lr, beta1, beta2, eps, weight_decay } => {
+                            let (b1, b2, wd, e) = (c(beta1), c(beta2), c(weight_decay), c(eps));
+                            let (one_b1, one_b2) = (c(1.0 - beta1), c(1.0 - beta2));
+                            let step_size = c(lr / (1.0 - beta1.powi(t)));
+                            let bias2 = c((1.0 - beta2.powi(t)).sqrt());
+                            blocks.for_each(|((np, (p, g)), (a, b))| {
+                                let lanes = np.iter_mut().zip(p).zip(g).zip(a.iter_mut().zip(b));
+                                for (((np, &p), &g), (a, b)) in lanes {
+                                    let gi = g + wd * p;
+                                    let m = b1 * *a + one_b1 * gi;
+                                    let v = b2 * *b + one_b2 * gi * gi;
+                                    np.write(p - step_size * m / (v.sqrt() / bias2 + e));
+                                    *a = m;
+                                    *b = v;
+                                }
+                            });
+                        }
+                        OptimizerConfig::Sgd { lr, momentum, weight_decay } => {
+                            let (mu, wd, lr) = (c(momentum), c(weight_decay), c(lr));
+                            let first = t == 1;
+                            blocks.for_each(|((np, (p, g)), (a, _))| {
+                                let lanes = np.iter_mut().zip(p).zip(g).zip(a.iter_mut());
+                                for (((np, &p), &g), a) in lanes {
+                                    let gi = g + wd * p;
+                                    let buf = if first { gi } else { mu * *a + gi };
+                                    np.write(p - lr * buf);
+                                    *a = buf;
+                                }
+                            });
+                        }
                     }
-                    OptimizerConfig::Sgd { lr, momentum, weight_decay } => {
-                        let (mu, wd, lr) = (c(momentum), c(weight_decay), c(lr));
-                        let first = t == 1;
-                        blocks.for_each(|((np, (p, g)), (a, _))| {
-                            for (((np, &p), &g), a) in np.iter_mut().zip(p).zip(g).zip(a.iter_mut())
-                            {
-                                let gi = g + wd * p;
-                                let buf = if first { gi } else { mu * *a + gi };
-                                *np = p - lr * buf;
-                                *a = buf;
-                            }
-                        });
-                    }
-                }
+                };
+                // SAFETY: `p`, `g`, `a` and `b` have the new parameter's length (checked
+                // above) and the same blocks, and both updates write every element.
+                let np = unsafe { vec_written_by(p.len(), |np| update(np, &mut a, &mut b)) };
                 from_cpu_vec(np, dims)
             })
         })?;
