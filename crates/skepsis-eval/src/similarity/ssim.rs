@@ -171,34 +171,43 @@ fn gaussian_weights() -> [f64; SSIM_RADIUS + 1] {
 
 /// Separable Gaussian filter, axis 0 (rows) then axis 1 (columns), like scipy.ndimage.
 fn gaussian_filter(values: &[f64], height: usize, width: usize, half: &[f64]) -> Vec<f64> {
+    // Axis 0: every column at once, one output row at a time (row `i` reads the reflected
+    // rows `i +- j`); the same terms in the same order as filtering each column as a line.
+    let (h, r) = (height as isize, half.len().saturating_sub(1));
+    let row = |i: isize| &values[reflect(i, h) * width..][..width];
     let mut along_rows = vec![0.0; values.len()];
-    let mut line = vec![0.0; height];
-    let mut out_line = vec![0.0; height];
-    for c in 0..width {
-        for r in 0..height {
-            line[r] = values[r * width + c];
+    for (i, dst) in along_rows.chunks_exact_mut(width).enumerate() {
+        let i = i as isize;
+        for (d, &v) in dst.iter_mut().zip(row(i)) {
+            *d = v * half[0];
         }
-        correlate_symmetric(&line, half, &mut out_line);
-        for r in 0..height {
-            along_rows[r * width + c] = out_line[r];
+        for (j, &w) in half.iter().enumerate().skip(1) {
+            let (after, before) = (row(i + j as isize), row(i - j as isize));
+            for ((d, &a), &b) in dst.iter_mut().zip(after).zip(before) {
+                *d += (a + b) * w;
+            }
         }
     }
     let mut out = vec![0.0; values.len()];
-    for r in 0..height {
-        let row = r * width..(r + 1) * width;
-        correlate_symmetric(&along_rows[row.clone()], half, &mut out[row]);
+    let mut padded = Vec::with_capacity(width + 2 * r);
+    for (src, dst) in along_rows.chunks_exact(width).zip(out.chunks_exact_mut(width)) {
+        correlate_symmetric(src, half, dst, &mut padded);
     }
     out
 }
 
 /// 1-D correlation with a symmetric kernel and "reflect" (half-sample symmetric) boundary,
 /// summed like scipy's `NI_Correlate1D` for symmetric weights:
-/// `out[i] = w0 x[i] + sum_j wj (x[i + j] + x[i - j])`.
-fn correlate_symmetric(line: &[f64], half: &[f64], out: &mut [f64]) {
+/// `out[i] = w0 x[i] + sum_j wj (x[i + j] + x[i - j])`. `padded` is scratch space.
+fn correlate_symmetric(line: &[f64], half: &[f64], out: &mut [f64], padded: &mut Vec<f64>) {
     // The line with `r` reflected samples on each side, so that the inner loop reads
     // contiguous memory (the same terms in the same order as reflecting every index).
-    let (n, r) = (line.len() as isize, half.len().saturating_sub(1));
-    let padded: Vec<f64> = (-(r as isize)..n + r as isize).map(|i| line[reflect(i, n)]).collect();
+    let (n, r) = (line.len() as isize, half.len().saturating_sub(1) as isize);
+    padded.clear();
+    padded.extend((-r..0).map(|i| line[reflect(i, n)]));
+    padded.extend_from_slice(line);
+    padded.extend((n..n + r).map(|i| line[reflect(i, n)]));
+    let r = r as usize;
     for (i, o) in out.iter_mut().enumerate() {
         let c = i + r;
         let mut acc = padded[c] * half[0];
@@ -219,6 +228,43 @@ fn reflect(i: isize, n: isize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The filter as scipy describes it: each column, then each row, as a 1-D line with every
+    /// index reflected. The fast filter must give the same bits (same terms, same order).
+    #[test]
+    fn gaussian_filter_equals_the_line_by_line_definition() {
+        let half = gaussian_weights();
+        let r = SSIM_RADIUS as isize;
+        let line_filter = |line: &[f64]| -> Vec<f64> {
+            let n = line.len() as isize;
+            (0..n)
+                .map(|i| {
+                    let mut acc = line[reflect(i, n)] * half[0];
+                    for j in 1..=r {
+                        acc +=
+                            (line[reflect(i + j, n)] + line[reflect(i - j, n)]) * half[j as usize];
+                    }
+                    acc
+                })
+                .collect()
+        };
+        for (height, width) in [(11, 11), (28, 17), (13, 40)] {
+            let values: Vec<f64> =
+                (0..height * width).map(|i| ((i * 7919) % 103) as f64 / 7.0 - 3.0).collect();
+            let mut expected = values.clone();
+            for c in 0..width {
+                let column: Vec<f64> = (0..height).map(|r| expected[r * width + c]).collect();
+                for (r, v) in line_filter(&column).into_iter().enumerate() {
+                    expected[r * width + c] = v;
+                }
+            }
+            for row in expected.chunks_exact_mut(width) {
+                let filtered = line_filter(row);
+                row.copy_from_slice(&filtered);
+            }
+            assert_eq!(gaussian_filter(&values, height, width, &half), expected);
+        }
+    }
 
     #[test]
     fn reflect_is_half_sample_symmetric() {
