@@ -124,6 +124,7 @@ pub struct BackwardPass<'a> {
     stop: Stop,
     keep_values: bool,
     parameter_gradients: bool,
+    input_relevance: bool,
 }
 
 impl<'a> BackwardPass<'a> {
@@ -137,6 +138,7 @@ impl<'a> BackwardPass<'a> {
             stop: Stop::Input,
             keep_values: false,
             parameter_gradients: false,
+            input_relevance: true,
         }
     }
 
@@ -168,6 +170,14 @@ impl<'a> BackwardPass<'a> {
     /// be the gradient for these to be gradients.
     pub fn parameter_gradients(mut self) -> Self {
         self.parameter_gradients = true;
+        self
+    }
+
+    /// Skips the vector-Jacobian products whose only result would be the relevance at the
+    /// model input (training needs parameter gradients only: this saves the first layer's
+    /// input VJP). The returned `relevance` is then zero.
+    pub fn without_input_relevance(mut self) -> Self {
+        self.input_relevance = false;
         self
     }
 
@@ -239,9 +249,8 @@ impl<'a> BackwardPass<'a> {
                     parameter_gradients.push((format!("{}.{suffix}", node.name), g));
                 }
             }
-            // Training never needs the relevance at the model input: skip that VJP.
             let only_input = node.inputs.iter().all(|v| *v == ValueId::INPUT);
-            if only_input && self.parameter_gradients && stop_value != ValueId::INPUT {
+            if only_input && !self.input_relevance {
                 continue;
             }
             let r_in =

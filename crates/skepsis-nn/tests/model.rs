@@ -337,3 +337,27 @@ fn training_rejects_bad_labels() {
     );
     assert!(matches!(r, Err(Error::InvalidInput(_))));
 }
+
+/// Training's backward walk skips the first layer's input VJP: the parameter gradients are
+/// bit for bit those of the full walk, and the relevance at the input is reported as zero.
+#[test]
+fn parameter_gradients_do_not_need_the_input_relevance() -> Result<()> {
+    let model = zoo::build(Architecture::ScCnn, [1, 28, 28], 10, 3)?;
+    let x = uniform(&[3, 1, 28, 28], 9);
+    let trace = model.trace(&x)?;
+    let seed = trace.logits().ones_like()?;
+    let full = skepsis_nn::BackwardPass::new(&model, &trace).parameter_gradients().run(&seed)?;
+    let lean = skepsis_nn::BackwardPass::new(&model, &trace)
+        .parameter_gradients()
+        .without_input_relevance()
+        .run(&seed)?;
+    assert_eq!(full.parameter_gradients.len(), lean.parameter_gradients.len());
+    for ((k1, g1), (k2, g2)) in full.parameter_gradients.iter().zip(&lean.parameter_gradients) {
+        assert_eq!(k1, k2);
+        assert_eq!(max_abs_diff(g1, g2), 0.0, "{k1}");
+    }
+    assert!(max_abs_diff(&full.relevance, &full.relevance.zeros_like()?) > 0.0);
+    assert_eq!(max_abs_diff(&lean.relevance, &lean.relevance.zeros_like()?), 0.0);
+    assert_eq!(lean.relevance.dims(), x.dims());
+    Ok(())
+}

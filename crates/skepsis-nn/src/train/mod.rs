@@ -206,7 +206,10 @@ fn train_step(
     let labels: Vec<usize> = indices.iter().map(|&i| data.labels[i]).collect();
     let trace = model.trace(&x)?;
     let (loss, hits, seed) = cross_entropy(trace.logits(), &labels)?;
-    let out = BackwardPass::new(model, &trace).parameter_gradients().run(&seed)?;
+    let out = BackwardPass::new(model, &trace)
+        .parameter_gradients()
+        .without_input_relevance()
+        .run(&seed)?;
     let params: Vec<Tensor> = model.trainable_parameters().into_iter().map(|(_, t)| t).collect();
     let mut grads = Vec::with_capacity(keys.len());
     for key in keys {
