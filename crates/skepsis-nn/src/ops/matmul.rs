@@ -6,10 +6,10 @@
 //! into one column block per thread, each a single-threaded `gemm`, reached 119 (measured on
 //! the development machine, Intel Xeon with AVX-512). [`par_matmul`] does that cut.
 
+use std::mem::MaybeUninit;
+
 use gemm::Parallelism;
 use rayon::prelude::*;
-
-use std::mem::MaybeUninit;
 
 use super::{vec_written_by, Element};
 
@@ -67,8 +67,10 @@ pub(crate) fn matmul<T: Element>(
 
 /// [`matmul`] cut over the rayon pool: into column blocks when `n` is wide enough for one
 /// aligned block per thread (each thread then reads only its share of `rhs`), otherwise into
-/// row blocks. The cut does not change the result: every output element is the same dot
-/// product, computed by the same kernel, whichever block it falls in.
+/// row blocks. Every output element stays one dot product over the whole inner dimension,
+/// but `gemm` may block that dimension differently for a block than for the whole product,
+/// so the result can differ from the single-threaded one in the last bits (as products of
+/// different batch sizes already do; `skepsis-attr`'s `tests/batching.rs`).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn par_matmul<T: Element>(
     m: usize,
