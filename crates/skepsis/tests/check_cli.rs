@@ -1,16 +1,10 @@
 //! `skepsis check ...` end to end with the real binary on a small generated data set and a
 //! briefly trained model (release mode).
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn skepsis(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_skepsis"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("skepsis runs")
-}
+mod common;
+use common::skepsis;
 
 fn ok(o: &Output) -> String {
     let err = String::from_utf8_lossy(&o.stderr);

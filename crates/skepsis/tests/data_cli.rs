@@ -2,11 +2,9 @@
 //! files written here (the format of LeCun et al.'s MNIST distribution).
 
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn skepsis(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_skepsis")).args(args).current_dir(dir).output().unwrap()
-}
+mod common;
+use common::skepsis;
 
 /// Writes an IDX file: magic (0, 0, type 0x08 = u8, rank), big-endian dims, then the bytes.
 fn idx(path: &Path, dims: &[u32], data: &[u8]) {

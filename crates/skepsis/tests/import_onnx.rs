@@ -1,27 +1,9 @@
 //! `skepsis import onnx` and `--model FILE.onnx`, with the real binary.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
-fn skepsis(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_skepsis"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("skepsis runs")
-}
-
-fn conformance_model(name: &str) -> PathBuf {
-    let base = match std::env::var_os("SKEPSIS_CONFORMANCE_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance"),
-    };
-    base.join("models").join(name)
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+mod common;
+use common::{conformance_model, skepsis, stderr};
 
 fn write_png(path: &Path, size: u32) {
     let img =

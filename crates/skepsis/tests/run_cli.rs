@@ -10,13 +10,8 @@ use std::process::{Command, Output};
 use skepsis_eval::checks::Outcome;
 use skepsis_report::run::VerdictMatrix;
 
-fn skepsis(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_skepsis"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("skepsis runs")
-}
+mod common;
+use common::skepsis;
 
 fn code(o: &Output) -> Option<i32> {
     o.status.code()
