@@ -127,12 +127,7 @@ fn curves(
     y_label: &str,
     sink: &mut FigureSink,
 ) -> Result<Vec<crate::Figure>, ReportError> {
-    let mut metrics: Vec<&str> = Vec::new();
-    for s in &report.summaries {
-        if !metrics.contains(&s.metric.as_str()) {
-            metrics.push(&s.metric);
-        }
-    }
+    let metrics = summary_metrics(report);
     let mut figures = Vec::new();
     for metric in metrics {
         let mut series = Vec::new();
@@ -190,12 +185,7 @@ fn bars(
     sink: &mut FigureSink,
 ) -> Result<Vec<crate::Figure>, ReportError> {
     let Some(step) = report.steps.first() else { return Ok(Vec::new()) };
-    let mut metrics: Vec<&str> = Vec::new();
-    for s in &report.summaries {
-        if !metrics.contains(&s.metric.as_str()) {
-            metrics.push(&s.metric);
-        }
-    }
+    let metrics = summary_metrics(report);
     let mut figures = Vec::new();
     for metric in metrics {
         let labels: Vec<String> = report.methods.iter().map(|m| m.label.clone()).collect();
@@ -420,4 +410,15 @@ fn outlines(example: &skepsis_eval::smerf::SmerfExample) -> Vec<Outline> {
             color: if b.kind == "primary" { "#00c000" } else { "#e00000" },
         })
         .collect()
+}
+
+/// The metrics of `report`'s summaries, each once, in order of first appearance.
+fn summary_metrics(report: &CheckReport) -> Vec<&str> {
+    let mut metrics: Vec<&str> = Vec::new();
+    for s in &report.summaries {
+        if !metrics.contains(&s.metric.as_str()) {
+            metrics.push(&s.metric);
+        }
+    }
+    metrics
 }
