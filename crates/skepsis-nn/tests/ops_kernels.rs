@@ -853,3 +853,31 @@ fn pooling_rejects_bad_input_with_typed_errors() {
     assert!(matches!(max_pool2d_vjp(&x, &g64, &sq), Err(Error::InvalidInput(_))));
     assert!(matches!(avg_pool2d_vjp(&g64, &[1, 2, 4], &sq), Err(Error::InvalidInput(_))));
 }
+
+/// The 2x2 max-pool VJP on rows wide enough for the vector kernel (11 windows: eight in
+/// vectors, three in the scalar loop), on values with many ties (four levels, signed zeros),
+/// in f32 and f64: every gradient lands on its window's first maximum, as the naive argmax
+/// decides.
+#[test]
+fn wide_2x2_max_pool_vjp_routes_like_the_naive_argmax() {
+    let dims = [2, 3, 10, 22];
+    let len: usize = dims.iter().product();
+    let levels = [-0.0, 0.0, 1.5, -2.0];
+    let mut rng = Rng(41);
+    let x: Vec<f64> =
+        (0..len).map(|_| levels[((rng.next_f64() + 1.0) * 2.0) as usize % 4]).collect();
+    let spec = Pool2dSpec::square(2);
+    let [oh, ow] = spec.output_hw([10, 22]).unwrap();
+    let g: Vec<f64> = (0..dims[0] * dims[1] * oh * ow).map(|i| 1.0 + i as f64).collect();
+    let (_, arg) = naive_pool(&x, dims, &spec, Naive::Max);
+    let mut expected = vec![0.0; len];
+    for (a, gv) in arg.iter().zip(&g) {
+        expected[*a] += gv;
+    }
+    for dtype in [DType::F32, DType::F64] {
+        let xt = tensor(x.clone(), &dims).to_dtype(dtype).unwrap();
+        let gt = tensor(g.clone(), &[dims[0], dims[1], oh, ow]).to_dtype(dtype).unwrap();
+        let dx = values(&max_pool2d_vjp(&xt, &gt, &spec).unwrap());
+        assert_eq!(dx, expected, "{dtype:?}");
+    }
+}

@@ -12,12 +12,36 @@ pub(crate) trait Element: WithDType + num_traits::Float + Send + Sync + 'static 
     /// `self` if `keep` is 1, `+0` if it is 0, by masking the bits: without the branch that
     /// the compiler may emit for an `if`, which mispredicts on data-dependent flags.
     fn keep_if(self, keep: u8) -> Self;
+
+    /// A vector kernel for the leading windows of one row pair of the 2x2 max-pool VJP
+    /// (`ops::pool`), where this type has one; returns how many windows it wrote.
+    fn max_pool_2x2_vjp_rows(
+        _top: &[Self],
+        _bottom: &[Self],
+        _g: &[Self],
+        _dtop: &mut [MaybeUninit<Self>],
+        _dbottom: &mut [MaybeUninit<Self>],
+    ) -> usize {
+        0
+    }
 }
 
 impl Element for f32 {
     #[inline(always)]
     fn keep_if(self, keep: u8) -> Self {
         f32::from_bits(self.to_bits() & u32::from(keep & 1).wrapping_neg())
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    fn max_pool_2x2_vjp_rows(
+        top: &[f32],
+        bottom: &[f32],
+        g: &[f32],
+        dtop: &mut [MaybeUninit<f32>],
+        dbottom: &mut [MaybeUninit<f32>],
+    ) -> usize {
+        super::pool::max_pool_2x2_vjp_rows_sse2(top, bottom, g, dtop, dbottom)
     }
 }
 
