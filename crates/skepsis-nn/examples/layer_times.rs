@@ -1,6 +1,8 @@
 //! Per-layer CPU time of forward, input VJP and parameter VJP for a zoo network at batch 64.
 //! Process CPU time (not wall time), so that the figures hold on a busy machine; run with
 //! `RAYON_NUM_THREADS=1 cargo run --release -p skepsis-nn --example layer_times -- sc-cnn`.
+//! Add `MIMALLOC_PURGE_DELAY=-1` to match the `skepsis` binary, which never hands freed memory
+//! back to the OS (otherwise the figures include re-faulting the large buffers).
 
 use std::time::Duration;
 
