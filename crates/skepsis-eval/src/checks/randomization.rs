@@ -189,12 +189,20 @@ pub fn model_randomization(
         examples: &examples,
         cascade: std::cell::RefCell::new(None),
     };
-    let original_predictions = maps::predictions(model, &x, options.common.batch_size)?;
+    // The original model's predicted classes: the targets of every model for
+    // `PredictedByOriginal`, of the original model for `Predicted`; labels need no forward pass.
+    let original_predictions = match options.target {
+        TargetChoice::Label => Vec::new(),
+        _ => maps::predictions(model, &x, options.common.batch_size)?,
+    };
 
     progress.start((steps.len() * entries.len()) as u64, "model randomization");
     let needs_originals = (0..steps.len()).any(|k| !store.has(k));
     let originals = if needs_originals {
-        let original_classes = ctx.classes(model, &original_predictions)?;
+        let original_classes = match options.target {
+            TargetChoice::Predicted => original_predictions.clone(),
+            _ => ctx.classes(model, &original_predictions)?,
+        };
         entries
             .iter()
             .map(|e| ctx.maps(e, model, 0, &original_classes))
