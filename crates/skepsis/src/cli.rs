@@ -70,7 +70,7 @@ pub struct AttributeArgs {
     /// (imported on the fly, see `skepsis import onnx`).
     #[arg(long, value_name = "DIR|FILE.onnx")]
     pub model: PathBuf,
-    /// Input: a PNG/JPEG image, a .safetensors file with an `images` tensor [N,C,H,W], or a
+    /// Input: a PNG/JPEG image, a .safetensors file with an `images` tensor `[N,C,H,W]`, or a
     /// data set directory (`skepsis data generate`; its first --count test images).
     #[arg(long, value_name = "FILE|DIR")]
     pub input: PathBuf,
@@ -106,7 +106,7 @@ pub struct TrainArgs {
     pub arch: String,
     /// Training data: a data set directory (`skepsis data generate ...`; its train split is
     /// used, its test split reports held-out accuracy) or a .safetensors file with `images`
-    /// [N,C,H,W] (float, already preprocessed) and `labels` [N] (integer class indices).
+    /// `[N,C,H,W]` (float, already preprocessed) and `labels` `[N]` (integer class indices).
     #[arg(long, value_name = "FILE")]
     pub data: PathBuf,
     /// Output model directory (model.json, model.safetensors, train_report.json).

@@ -35,18 +35,27 @@ mod store;
 mod verdict;
 
 pub use data_randomization::{
-    data_randomization, DataRandomizationOptions, RandomLabelModel, TRAIN_REPORT_JSON,
+    data_randomization, default_rule as data_randomization_default_rule, DataRandomizationOptions,
+    RandomLabelModel, TRAIN_REPORT_JSON,
 };
 pub use error::{CheckError, CheckResult};
-pub use input_invariance::{input_invariance, shifted_model, InputInvarianceOptions, BLACK};
+pub use input_invariance::{
+    default_rule as input_invariance_default_rule, input_invariance, shifted_model,
+    InputInvarianceOptions, BLACK,
+};
 pub use maps::{CheckData, CheckOptions, TargetChoice};
 pub use methods::{split_method_list, EDGE_DETECTOR, RANDOM_MAP};
-pub use random_logit::{random_logit, RandomLogitOptions};
+pub use random_logit::{
+    default_rule as random_logit_default_rule, random_logit, RandomLogitOptions,
+};
 pub use randomization::{
     default_rule as randomization_default_rule, model_randomization, LayerOrder, MprtVariant,
     RandomizationMode, RandomizationOptions, EMPRT,
 };
-pub use rank1::{rank1_convergence, rule_map_for_spec, Rank1Options, RANDOM_VECTORS};
+pub use rank1::{
+    default_rule as rank1_default_rule, rank1_convergence, rule_map_for_spec, Rank1Options,
+    RANDOM_VECTORS,
+};
 pub use report::{
     summarize, verdict_table, CheckReport, MethodRecord, Outcome, Record, Summary, Verdict,
     CRATE_VERSION,

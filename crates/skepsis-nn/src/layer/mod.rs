@@ -1,7 +1,7 @@
 //! The operations a [`Model`](crate::Model) node can hold.
 //!
 //! Adding an operation means one variant here, its forward, its gradient
-//! (vector-Jacobian product) in [`vjp`], its (de)serialization in `model_file`, and a
+//! (vector-Jacobian product) in `vjp`, its (de)serialization in `model_file`, and a
 //! finite-difference test.
 
 mod affine;

@@ -16,7 +16,7 @@
 //! decoding, `wire::check` validates the wire format and caps the number of messages,
 //! since decoded messages are much larger than their encoding.
 //!
-//! # Operators (ONNX -> [`Layer`])
+//! # Operators (ONNX -> [`Layer`](crate::Layer))
 //!
 //! Opsets 11 to 21 of the default domain. "constant" means an initializer or the output of
 //! a `Constant` node (or `Identity` of one); the batch axis is the first axis of the one

@@ -27,7 +27,7 @@ use skepsis_nn::train::Console;
 /// channels, blurred 7x7, normalized to a distribution, and scored with AFL, MAFL and IoU.
 ///
 /// Writes smerf.json, images.csv, buckets.csv, setups.csv, accuracy.csv, training.csv,
-/// groups.csv, distinguishing.csv and models/<setup>/ into --out.
+/// groups.csv, distinguishing.csv and `models/<setup>/` into `--out`.
 ///
 /// Exit status: 0 done; 1 with --fail-on-verdict when a method fails a scored setup or a
 /// setup could not be scored; 2 error.

@@ -99,7 +99,7 @@ fn read_training_data(path: &std::path::Path) -> Result<TrainingData> {
     Ok(TrainingData { images, labels, test: None, class_names: None, preprocessing: None })
 }
 
-/// Reads `images` [N,C,H,W] and `labels` [N] from a safetensors file.
+/// Reads `images` `[N,C,H,W]` and `labels` `[N]` from a safetensors file.
 fn read_labelled(path: &std::path::Path) -> Result<(Tensor, Vec<usize>)> {
     let tensors = candle_core::safetensors::load(path, &Device::Cpu)
         .with_context(|| format!("{}: not a readable safetensors file", path.display()))?;

@@ -3,7 +3,7 @@
 //! HTML report with JSON/CSV records and PNG figures. `skepsis report DIR` renders the page
 //! again from the records.
 //!
-//! Every stage is an ordinary `skepsis` command line (see [`plan`]) run in-process; the
+//! Every stage is an ordinary `skepsis` command line (see [`plan`](plan::plan)) run in-process; the
 //! manifest (`run.json`) records each stage's command, time and outcome after it ends, so an
 //! interrupted run continues with `--resume` (finished stages are skipped, a check resumes from
 //! its finished steps).
