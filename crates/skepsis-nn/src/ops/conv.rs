@@ -702,18 +702,12 @@ fn col2im_unit<T: Element>(col: &[T], g: &ConvGeom, dx: &mut [T]) {
             for kj in 0..g.kw {
                 let Some(row) = rows.next() else { return };
                 for (i, src) in row.chunks_exact(g.ow).enumerate() {
-                    let dst = &mut padded[(i + ki) * pw + kj..][..g.ow];
-                    for (d, &v) in dst.iter_mut().zip(src) {
-                        *d += v;
-                    }
+                    add_short(&mut padded[(i + ki) * pw + kj..][..g.ow], src);
                 }
             }
         }
         for (r, line) in dx[c * plane..][..plane].chunks_exact_mut(g.w).enumerate() {
-            let src = &padded[(r + g.pad_top) * pw + g.pad_left..][..g.w];
-            for (d, &v) in line.iter_mut().zip(src) {
-                *d += v;
-            }
+            add_short(line, &padded[(r + g.pad_top) * pw + g.pad_left..][..g.w]);
         }
     }
 }
@@ -739,6 +733,34 @@ fn copy_short<T: Copy>(dst: &mut [T], src: &[T]) {
     }
     if at < len {
         dst[len - B..].copy_from_slice(&src[len - B..]);
+    }
+}
+
+/// `dst[i] += src[i]` for short rows, in fixed-size blocks of 8, 4 and 1 that the compiler
+/// unrolls into whole vector additions (a loop over 14 elements costs more in its
+/// vectorized-body/remainder bookkeeping than in adding). Each element is added once, in
+/// order, so the sums are those of the plain loop.
+#[inline(always)]
+fn add_short<T: Element>(dst: &mut [T], src: &[T]) {
+    let len = dst.len();
+    let src = &src[..len];
+    let mut at = 0;
+    while at + 8 <= len {
+        let (d, s) = (&mut dst[at..at + 8], &src[at..at + 8]);
+        for k in 0..8 {
+            d[k] += s[k];
+        }
+        at += 8;
+    }
+    if at + 4 <= len {
+        let (d, s) = (&mut dst[at..at + 4], &src[at..at + 4]);
+        for k in 0..4 {
+            d[k] += s[k];
+        }
+        at += 4;
+    }
+    for k in at..len {
+        dst[k] += src[k];
     }
 }
 
@@ -855,7 +877,7 @@ mod tests {
             groups: 1,
         };
         // Unit strides and dilations take the padded-plane path; asymmetric padding and rows
-        // shorter and longer than its 8-element copies.
+        // shorter and longer than its 8-element copies and additions.
         let unit = Conv2dSpec {
             padding: Padding2d { top: 2, bottom: 1, left: 0, right: 3 },
             ..Default::default()
@@ -865,6 +887,9 @@ mod tests {
             (general, [1, 2, 6, 7], [1, 2, 2, 3]),
             (unit, [1, 2, 6, 7], [1, 2, 2, 3]),
             (wide, [1, 3, 5, 19], [1, 3, 5, 5]),
+            // Rows of 14 (the SC CNN's: blocks of 8, 4 and 1) and of 2 (single elements).
+            (wide, [1, 2, 4, 14], [1, 2, 5, 5]),
+            (Conv2dSpec::default(), [1, 2, 3, 3], [1, 2, 2, 2]),
         ] {
             let g = ConvGeom::new("test", &input, &kernel, &spec).unwrap();
             let len: usize = input.iter().product();
