@@ -132,6 +132,11 @@ fn cases() -> Vec<Case> {
         case(3, 2, 4, 4, 2, [4, 4], [1, 1], [0; 4], [1, 1], 1, true),
         case(1, 2, 7, 8, 3, [2, 2], [3, 3], [0, 1, 1, 0], [1, 1], 1, false),
         case(3, 6, 5, 4, 4, [2, 2], [1, 2], [1, 1, 0, 0], [2, 1], 2, true),
+        // 16 output channels per group and output planes of 25, 9 and 15 positions: the
+        // channels-last forward product (plain, grouped and strided, pointwise).
+        case(3, 2, 5, 5, 16, [3, 3], [1, 1], [1; 4], [1, 1], 1, true),
+        case(2, 4, 6, 6, 32, [3, 3], [2, 2], [1, 0, 0, 1], [1, 1], 2, false),
+        case(2, 3, 3, 5, 16, [1, 1], [1, 1], [0; 4], [1, 1], 1, true),
     ]
 }
 
