@@ -137,6 +137,10 @@ fn cases() -> Vec<Case> {
         case(3, 2, 5, 5, 16, [3, 3], [1, 1], [1; 4], [1, 1], 1, true),
         case(2, 4, 6, 6, 32, [3, 3], [2, 2], [1, 0, 0, 1], [1, 1], 2, false),
         case(2, 3, 3, 5, 16, [1, 1], [1, 1], [0; 4], [1, 1], 1, true),
+        // 16-row column matrices (4 channels x 2x2 taps per group) and output planes of 40
+        // and 30 positions: the channels-last input VJP (asymmetric padding; grouped).
+        case(2, 4, 5, 6, 3, [2, 2], [1, 1], [1, 0, 2, 1], [1, 1], 1, true),
+        case(2, 8, 4, 5, 4, [2, 2], [1, 1], [1; 4], [1, 1], 2, false),
     ]
 }
 

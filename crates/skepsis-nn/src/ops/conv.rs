@@ -337,6 +337,19 @@ impl ConvGeom {
         self.p() % LANES != 0 && self.og % LANES == 0
     }
 
+    /// Whether the input VJP's column matrix is better computed transposed, channels
+    /// innermost (`[OH*OW, kh*kw*C/G]`, scattered by [`col2im_channels_last`]): for unit
+    /// strides and dilations, when the output positions do not fill `gemm`'s 16-lane register
+    /// tiles but the column matrix's rows do (the reasoning of
+    /// [`ConvGeom::channels_last_product`]; SC CNN conv2: 196 positions, 800 rows).
+    fn channels_last_vjp(&self) -> bool {
+        const LANES: usize = 16;
+        self.unit_stride_and_dilation()
+            && !self.pointwise
+            && self.p() % LANES != 0
+            && self.k() % LANES == 0
+    }
+
     /// Whether to spread the batch over rayon tasks (gemm single-threaded inside) rather than
     /// run the images in sequence with gemm parallelising each product.
     fn batch_parallel(&self) -> bool {
@@ -540,6 +553,9 @@ fn input_vjp_kernel<T: Element>(go: &[T], w: &[T], g: &ConvGeom) -> Vec<T> {
     if dx.is_empty() {
         return dx;
     }
+    // The channels-last path reads the weight with its taps outermost.
+    let taps_first = g.channels_last_vjp().then(|| taps_outermost(w, g));
+    let w = taps_first.as_deref().unwrap_or(w);
     let out_img = g.output_image();
     let image = |i: usize| &go[i * out_img..(i + 1) * out_img];
     if g.batch_parallel() {
@@ -556,7 +572,24 @@ fn input_vjp_kernel<T: Element>(go: &[T], w: &[T], g: &ConvGeom) -> Vec<T> {
     dx
 }
 
+/// Each group's weight `[O/G, C/G, kh, kw]` with its columns reordered to `[O/G, kh, kw, C/G]`
+/// (the channel innermost), groups in order.
+fn taps_outermost<T: Element>(w: &[T], g: &ConvGeom) -> Vec<T> {
+    let (taps, cg) = (g.kh * g.kw, g.cg);
+    let mut out = Vec::with_capacity(w.len());
+    for row in w.chunks_exact((cg * taps).max(1)) {
+        for tap in 0..taps {
+            out.extend((0..cg).map(|c| row[c * taps + tap]));
+        }
+    }
+    out
+}
+
 /// One image: `x̄_g = col2im(W_gᵀ · ȳ_g)` for every group `g`; `dx` must be zero on entry.
+///
+/// Where [`ConvGeom::channels_last_vjp`] says so, the column matrix is computed transposed and
+/// channels innermost, `ȳ_gᵀ · W'_g` (`[OH*OW, kh*kw*C/G]`, `W'` from [`taps_outermost`]),
+/// and scattered by [`col2im_channels_last`].
 fn input_vjp_image<T: Element>(
     go: &[T],
     w: &[T],
@@ -570,6 +603,12 @@ fn input_vjp_image<T: Element>(
         let gog = &go[grp * g.og * p..][..g.og * p];
         let wg = &w[grp * g.og * k..][..g.og * k];
         let dxg = &mut dx[grp * g.cg * plane..][..g.cg * plane];
+        if g.channels_last_vjp() {
+            let (dy, w) = (Mat { data: gog, rs: 1, cs: p }, Mat { data: wg, rs: k, cs: 1 });
+            matmul(p, k, g.og, col, false, dy, w, par);
+            col2im_channels_last(col, g, dxg);
+            continue;
+        }
         let lhs = Mat { data: wg, rs: 1, cs: k };
         let rhs = Mat { data: gog, rs: p, cs: 1 };
         if g.pointwise {
@@ -748,6 +787,30 @@ fn col2im_unit<T: Element>(col: &[T], g: &ConvGeom, dx: &mut [T]) {
         }
         for (r, line) in dx[c * plane..][..plane].chunks_exact_mut(g.w).enumerate() {
             add_short(line, &padded[(r + g.pad_top) * pw + g.pad_left..][..g.w]);
+        }
+    }
+}
+
+/// [`col2im`] (unit strides and dilations) of a column matrix stored transposed and channels
+/// innermost, `colt[(i * OW + j) * K + (p * kw + q) * C/G + c]`: every (output position, tap)
+/// adds one contiguous `C/G`-vector onto a channels-last padded plane, whose interior is then
+/// transposed onto `dx`.
+fn col2im_channels_last<T: Element>(colt: &[T], g: &ConvGeom, dx: &mut [T]) {
+    let (pw, cg, k, plane) = (g.ow + g.kw - 1, g.cg, g.k(), g.h * g.w);
+    let mut padded = vec![T::zero(); (g.oh + g.kh - 1) * pw * cg];
+    for (pix, taps) in colt.chunks_exact(k).take(g.p()).enumerate() {
+        let (i, j) = (pix / g.ow, pix % g.ow);
+        for (tap, v) in taps.chunks_exact(cg).enumerate() {
+            let (ki, kj) = (tap / g.kw, tap % g.kw);
+            add_short(&mut padded[((i + ki) * pw + j + kj) * cg..][..cg], v);
+        }
+    }
+    for (c, dxc) in dx[..cg * plane].chunks_exact_mut(plane).enumerate() {
+        for (r, line) in dxc.chunks_exact_mut(g.w).enumerate() {
+            let row = (r + g.pad_top) * pw + g.pad_left;
+            for (x, d) in line.iter_mut().enumerate() {
+                *d += padded[(row + x) * cg + c];
+            }
         }
     }
 }
