@@ -17,6 +17,9 @@
 //! rayon (each task reuses one column buffer; gemm runs single-threaded inside tasks); when the
 //! batch is smaller than the thread pool the images run in sequence and gemm parallelises each
 //! product itself. 1x1 convolutions with unit stride and no padding skip im2col entirely.
+//! Where the output plane is not a multiple of `gemm`'s register-tile width but the channels
+//! are (e.g. 14x14 planes, 64 channels), the forward product and the input VJP's column matrix
+//! are taken channels-last instead (see `ConvGeom::channels_last_product`).
 //!
 //! On other devices the forward pass uses candle's `Tensor::conv2d` where candle can express
 //! the geometry (equal strides and dilations on both axes; asymmetric padding is applied with
@@ -468,7 +471,8 @@ fn forward_kernel<T: Element>(x: &[T], w: &[T], bias: Option<&[T]>, g: &ConvGeom
     let wt = transposed_groups(w, g);
     let in_img = g.input_image();
     let image = |i: usize| &x[i * in_img..(i + 1) * in_img];
-    let buffers = || (vec![T::zero(); g.col_len()], vec![T::zero(); g.og * g.p()]);
+    let t_len = if g.channels_last_product() { g.og * g.p() } else { 0 };
+    let buffers = || (vec![T::zero(); g.col_len()], vec![T::zero(); t_len]);
     let write = |out: &mut [MaybeUninit<T>]| {
         if g.batch_parallel() {
             out.par_chunks_mut(g.output_image()).enumerate().for_each_init(
