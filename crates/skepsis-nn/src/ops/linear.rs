@@ -1,10 +1,12 @@
 //! The fully connected layer `y = x Wᵀ + b`: forward, input vector-Jacobian product and weight
 //! gradient.
 //!
-//! On the CPU all three are one `par_matmul` (`ops::matmul`) on the operands' own storage (the transposes
-//! are strides, nothing is copied); candle 0.11's `matmul` asks `gemm` to parallelise itself,
-//! which on the SC CNN's `[64, 3136] x [3136, 1024]` layer was slower on two threads than on
-//! one (9.0 against 5.4 ms per forward pass). On other devices candle's `matmul`.
+//! On the CPU all three are one `par_matmul` (`ops::matmul`) on the operands' own storage (the
+//! transposes are strides; only a forward pass on a batch smaller than the layer's output
+//! computes `yᵀ` and transposes it, see `forward_cpu`); candle 0.11's `matmul` asks `gemm` to
+//! parallelise itself, which on the SC CNN's `[64, 3136] x [3136, 1024]` layer was slower on
+//! two threads than on one (9.0 against 5.4 ms per forward pass). On other devices candle's
+//! `matmul`.
 
 use std::mem::MaybeUninit;
 
