@@ -468,7 +468,9 @@ fn forward_kernel<T: Element>(x: &[T], w: &[T], bias: Option<&[T]>, g: &ConvGeom
     if len == 0 {
         return Vec::new();
     }
-    let wt = transposed_groups(w, g);
+    // The channels-last product reads each group's weight transposed; the direct one as is.
+    let transposed = g.channels_last_product().then(|| transposed_groups(w, g));
+    let w = transposed.as_deref().unwrap_or(w);
     let in_img = g.input_image();
     let image = |i: usize| &x[i * in_img..(i + 1) * in_img];
     let t_len = if g.channels_last_product() { g.og * g.p() } else { 0 };
@@ -478,13 +480,13 @@ fn forward_kernel<T: Element>(x: &[T], w: &[T], bias: Option<&[T]>, g: &ConvGeom
             out.par_chunks_mut(g.output_image()).enumerate().for_each_init(
                 buffers,
                 |(col, t), (i, y)| {
-                    forward_image(image(i), &wt, bias, g, col, t, y, Parallelism::None)
+                    forward_image(image(i), w, bias, g, col, t, y, Parallelism::None)
                 },
             );
         } else {
             let (mut col, mut t) = buffers();
             for (i, y) in out.chunks_mut(g.output_image()).enumerate() {
-                forward_image(image(i), &wt, bias, g, &mut col, &mut t, y, Parallelism::Rayon(0));
+                forward_image(image(i), w, bias, g, &mut col, &mut t, y, Parallelism::Rayon(0));
             }
         }
     };
@@ -509,11 +511,13 @@ fn transposed_groups<T: Element>(w: &[T], g: &ConvGeom) -> Vec<T> {
 ///
 /// Where [`ConvGeom::channels_last_product`] says so, the product is taken channels-last,
 /// `t = im2col(x_g)ᵀ · W_gᵀ` (`[OH*OW, O/G]`), and transposed into `y_g` with the bias added;
-/// otherwise `gemm` accumulates `W_g · im2col(x_g)` onto the bias in `y_g` directly.
+/// otherwise `gemm` accumulates `W_g · im2col(x_g)` onto the bias in `y_g` directly. `w` is
+/// the weight as stored for the direct product, each group transposed
+/// ([`transposed_groups`]) for the channels-last one.
 #[allow(clippy::too_many_arguments)]
 fn forward_image<T: Element>(
     x: &[T],
-    wt: &[T],
+    w: &[T],
     bias: Option<&[T]>,
     g: &ConvGeom,
     col: &mut [T],
@@ -524,7 +528,7 @@ fn forward_image<T: Element>(
     let (k, p, plane, og) = (g.k(), g.p(), g.h * g.w, g.og);
     for grp in 0..g.groups {
         let xg = &x[grp * g.cg * plane..][..g.cg * plane];
-        let wtg = &wt[grp * og * k..][..og * k];
+        let wg = &w[grp * og * k..][..og * k];
         let yg = &mut y[grp * og * p..][..og * p];
         let cols: &[T] = if g.pointwise {
             xg
@@ -536,11 +540,11 @@ fn forward_image<T: Element>(
         if !g.channels_last_product() {
             // The bias (or zero) first, so that gemm accumulates onto it.
             let yg = fill_rows_init(yg, p, bias_of);
-            let (w, cols) = (Mat { data: wtg, rs: 1, cs: og }, Mat { data: cols, rs: p, cs: 1 });
+            let (w, cols) = (Mat { data: wg, rs: k, cs: 1 }, Mat { data: cols, rs: p, cs: 1 });
             matmul(og, p, k, yg, true, w, cols, par);
             continue;
         }
-        let (cols, w) = (Mat { data: cols, rs: 1, cs: p }, Mat { data: wtg, rs: og, cs: 1 });
+        let (cols, w) = (Mat { data: cols, rs: 1, cs: p }, Mat { data: wg, rs: og, cs: 1 });
         matmul(p, og, k, t, false, cols, w, par);
         for (o, row) in yg.chunks_exact_mut(p).enumerate() {
             let b = bias_of(o);
