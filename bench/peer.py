@@ -440,6 +440,12 @@ def check_mprt_structure(name: str, skepsis_summary: dict, peer_result: dict, si
     for m in skepsis_summary["means"]:
         if m["step"] == "original" and abs(m["mean"] - 1.0) > 1e-9:
             problems.append(f"skepsis {m['method']}: original step mean {m['mean']}")
+    # Randomizing every layer must change every explained method's maps (weights re-drawn
+    # equal to the original ones would make the check, and its timing, meaningless).
+    last = skepsis_summary["steps"][-1]
+    for m in skepsis_summary["means"]:
+        if m["step"] == last and m["method"] in skepsis_summary["methods"] and m["mean"] > 1.0 - 1e-9:
+            problems.append(f"skepsis {m['method']}: maps unchanged with every layer randomized")
     if skepsis_summary["metric"].split("-")[0] != similarity:
         problems.append(f"metric {skepsis_summary['metric']} (skepsis) vs {similarity} (peer)")
     return {"workload": name, "ok": not problems, "problems": problems, "model_states": states, "images": images}

@@ -140,7 +140,7 @@ fn data_randomization_refuses_when_the_random_label_model_did_not_fit() {
         &CheckData::from_dataset(&t.data.test),
         &["gradient".to_string()],
         &options,
-        RandomLabelModel::Given(t.model.clone()),
+        RandomLabelModel::Given(Box::new(t.model.clone())),
         &RunControl::in_memory(),
         &mut Silent,
     )

@@ -18,19 +18,20 @@ struct Trained {
     data: Splits,
 }
 
-/// SC CNN trained on 3000 synthetic digits for 2 epochs (Adam 1e-3, batch 50).
+/// SC CNN trained on 3000 synthetic digits for 3 epochs (Adam 1e-3, batch 50): above 92% test
+/// accuracy for every initialization seed tried (0-3); two epochs gave 84-95%.
 fn trained() -> &'static Trained {
     static CELL: OnceLock<Trained> = OnceLock::new();
     CELL.get_or_init(|| {
         let data = generate_digits(&DigitsConfig { train: 3000, test: 200, seed: 1 }).unwrap();
         let model = build(Architecture::ScCnn, [1, 28, 28], 10, 0).unwrap();
         let config =
-            TrainConfig { batch_size: 50, max_epochs: 2, seed: 0, ..TrainConfig::default() };
+            TrainConfig { batch_size: 50, max_epochs: 3, seed: 0, ..TrainConfig::default() };
         let labelled = LabelledData { images: data.train.images(), labels: data.train.labels() };
         let (model, _) = train(&model, labelled, None, &config, &mut Silent).unwrap();
         let test = LabelledData { images: data.test.images(), labels: data.test.labels() };
         let acc = accuracy(&model, test, 256).unwrap();
-        eprintln!("SC CNN test accuracy after 2 epochs: {acc:.3}");
+        eprintln!("SC CNN test accuracy after 3 epochs: {acc:.3}");
         assert!(acc > 0.9, "the SC CNN did not train: test accuracy {acc}");
         Trained { model, data }
     })

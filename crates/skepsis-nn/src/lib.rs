@@ -10,6 +10,7 @@ pub mod backward;
 mod error;
 pub mod init;
 pub mod layer;
+pub mod memo;
 pub mod model;
 pub mod model_file;
 pub mod onnx;
@@ -24,6 +25,7 @@ pub use backward::{
 pub use error::{Error, Result};
 pub use init::{randomize, Initializer, RandomizeOptions};
 pub use layer::{BatchNorm2d, Conv2d, Layer, Linear};
+pub use memo::{TraceMemo, DEFAULT_TRACE_MEMO_BUDGET};
 pub use model::{Model, Node, Trace, ValueId};
 pub use preprocess::{ColorMode, Preprocessing};
 

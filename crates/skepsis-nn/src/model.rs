@@ -1,7 +1,10 @@
 //! The model: a small DAG of named nodes, with forward and trace.
 
+use std::sync::Arc;
+
 use candle_core::{DType, Device, Tensor};
 
+use crate::memo::{next_version, TraceMemo};
 use crate::preprocess::Preprocessing;
 use crate::{Error, Layer, Result};
 
@@ -40,9 +43,14 @@ pub struct Node {
 pub struct Model {
     name: String,
     nodes: Vec<Node>,
+    /// Per node: a process-unique version, renewed whenever the node's layer or one of its
+    /// tensors is replaced (what [`TraceMemo`] compares).
+    versions: Vec<u64>,
     input_shape: Vec<usize>,
     class_names: Vec<String>,
     preprocessing: Option<Preprocessing>,
+    /// Forward values shared with related models ([`Model::with_trace_memo`]).
+    memo: Option<Arc<TraceMemo>>,
 }
 
 /// Every value of one forward pass: the input and each node's output.
@@ -85,10 +93,12 @@ impl Model {
     pub fn new(name: impl Into<String>, nodes: Vec<Node>, input_shape: Vec<usize>) -> Result<Self> {
         let model = Model {
             name: name.into(),
+            versions: nodes.iter().map(|_| next_version()).collect(),
             nodes,
             input_shape,
             class_names: Vec::new(),
             preprocessing: None,
+            memo: None,
         };
         model.validate()?;
         Ok(model)
@@ -193,6 +203,21 @@ impl Model {
         self
     }
 
+    /// Attaches a [`TraceMemo`] for passes on `anchor` (that tensor or a clone of it): this
+    /// model and every model derived from it (randomized, with a tensor replaced) take the
+    /// values of unchanged nodes from the last pass on `anchor` instead of recomputing them.
+    /// A pass whose values take more than `budget_bytes` is not kept.
+    pub fn with_trace_memo(mut self, anchor: &Tensor, budget_bytes: usize) -> Self {
+        self.memo = Some(Arc::new(TraceMemo::new(anchor, budget_bytes)));
+        self
+    }
+
+    /// The model without its trace memo (copies made after this share nothing).
+    pub fn without_trace_memo(mut self) -> Self {
+        self.memo = None;
+        self
+    }
+
     /// Renames the model.
     pub fn with_name(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
@@ -250,6 +275,7 @@ impl Model {
             )));
         }
         node.layer = layer;
+        self.versions[index] = next_version();
         Ok(())
     }
 
@@ -294,6 +320,7 @@ impl Model {
         let layer =
             self.nodes[index].layer.with_tensor(suffix, tensor).map_err(|e| at_node(node, e))?;
         self.nodes[index].layer = layer;
+        self.versions[index] = next_version();
         Ok(())
     }
 
@@ -349,6 +376,9 @@ impl Model {
     /// The model output (logits) for a batch `x` of shape `[N, ...input_shape]`.
     /// Intermediate values are dropped as soon as no later node needs them.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if self.memo.as_ref().is_some_and(|m| m.is_anchor(x)) {
+            return Ok(self.trace(x)?.logits().clone());
+        }
         self.check_input(x)?;
         let consumers = self.consumers();
         let last_use: Vec<usize> =
@@ -373,14 +403,34 @@ impl Model {
     }
 
     /// Runs the model and keeps every value (input and each node's output).
+    ///
+    /// With a [`TraceMemo`] whose anchor is `x`, a node whose version and inputs are those
+    /// of the memo's last pass is taken from it, and this pass becomes the memo's last.
     pub fn trace(&self, x: &Tensor) -> Result<Trace> {
         self.check_input(x)?;
+        let memo = self.memo.as_deref().filter(|m| m.is_anchor(x));
+        let last = memo.and_then(TraceMemo::last);
         let mut values = Vec::with_capacity(self.nodes.len() + 1);
+        let mut memoized = Vec::with_capacity(self.nodes.len() + 1);
         values.push(x.clone());
-        for node in &self.nodes {
-            let inputs: Vec<&Tensor> = node.inputs.iter().map(|v| &values[v.0]).collect();
-            let y = node.layer.forward(&inputs).map_err(|e| at_node(&node.name, e))?;
+        memoized.push(true);
+        for (i, node) in self.nodes.iter().enumerate() {
+            let kept = last.as_ref().filter(|m| {
+                m.versions.get(i) == Some(&self.versions[i])
+                    && node.inputs.iter().all(|v| memoized[v.0])
+            });
+            let y = match kept {
+                Some(m) => m.values[i + 1].clone(),
+                None => {
+                    let inputs: Vec<&Tensor> = node.inputs.iter().map(|v| &values[v.0]).collect();
+                    node.layer.forward(&inputs).map_err(|e| at_node(&node.name, e))?
+                }
+            };
+            memoized.push(kept.is_some());
             values.push(y);
+        }
+        if let Some(m) = memo {
+            m.keep(&self.versions, &values);
         }
         Ok(Trace { values })
     }

@@ -63,7 +63,7 @@ pub enum RandomLabelModel {
     Train,
     /// Use this model, already trained on the permuted labels of the same seed (its
     /// training accuracy on them is still measured and checked).
-    Given(Model),
+    Given(Box<Model>),
 }
 
 /// "Passes when the mean of the first metric is below the random-map baseline's upper 95%

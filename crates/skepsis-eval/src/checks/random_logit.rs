@@ -5,7 +5,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use skepsis_attr::Target;
 use skepsis_nn::train::Progress;
-use skepsis_nn::Model;
+use skepsis_nn::{Model, DEFAULT_TRACE_MEMO_BUDGET};
 
 use super::error::{CheckError, CheckResult};
 use super::examples::{ExampleWriter, ORIGINAL};
@@ -69,6 +69,8 @@ pub fn random_logit(
     let entries = methods::prepare(methods)?;
     let common = &options.common;
     let (x, labels) = data.take(common.images, model)?;
+    // Every method explains two classes of `x` on one model: one forward pass serves all.
+    let model = &model.clone().with_trace_memo(&x, DEFAULT_TRACE_MEMO_BUDGET);
     let classes = model.num_classes()?;
     if classes < 2 {
         return Err(CheckError::option("model", "the random logit test needs at least 2 classes"));

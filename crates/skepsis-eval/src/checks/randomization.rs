@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use skepsis_nn::train::Progress;
-use skepsis_nn::{randomize, Model, RandomizeOptions};
+use skepsis_nn::{randomize, Model, RandomizeOptions, DEFAULT_TRACE_MEMO_BUDGET};
 
 use super::error::{CheckError, CheckResult};
 use super::examples::{ExampleWriter, COMPARED, ORIGINAL};
@@ -164,6 +164,9 @@ pub fn model_randomization(
     let entries = methods::prepare(methods)?;
     let order = layer_order(model, options)?;
     let (x, labels) = data.take(options.common.images, model)?;
+    // Every model state of the check explains `x`: unchanged layers' activations (those below
+    // the randomized ones, top-down) are computed once and shared across states and methods.
+    let model = &model.clone().with_trace_memo(&x, DEFAULT_TRACE_MEMO_BUDGET);
     let steps: Vec<String> = if options.variant == MprtVariant::Efficient {
         vec!["all-layers".into()]
     } else {

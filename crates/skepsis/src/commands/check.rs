@@ -365,7 +365,7 @@ fn data_randomization(a: &DataRandomizationArgs) -> Result<CheckReport> {
         bail!("{}: data randomization needs a train and a test split", a.common.data.display());
     }
     let source = match &a.random_model {
-        Some(dir) => RandomLabelModel::Given(super::load_model(dir)?),
+        Some(dir) => RandomLabelModel::Given(Box::new(super::load_model(dir)?)),
         None => RandomLabelModel::Train,
     };
     Ok(checks::data_randomization(
