@@ -142,3 +142,38 @@ fn efficient_mprt_compares_only_the_original_and_the_fully_random_model() {
     assert_eq!(gradient.len(), 6);
     assert!(gradient.iter().any(|(_, _, v)| v.abs() > 1e-6), "{gradient:?}");
 }
+
+/// The check's records equal maps computed step by step, without the shared activations:
+/// for each cascading step, the model with `order[..k]` randomized (seed 11), its predicted
+/// classes, the gradient on it and Spearman of |map| against the trained model's map.
+#[test]
+fn cascading_records_equal_an_independent_recomputation() {
+    use skepsis_attr::{registry, Target};
+    use skepsis_eval::{compare, MapDims};
+    use skepsis_nn::{randomize, train::predict, RandomizeOptions};
+
+    let x = data();
+    let report = run(RandomizationMode::Cascading, LayerOrder::TopDown, MprtVariant::Standard, &x);
+    let plain = model();
+    let method = registry::parse("gradient").unwrap();
+    let map = |m: &Model| -> Vec<f64> {
+        let classes = predict(m, &x.images, 256).unwrap();
+        let a = method.attribute(m, &x.images, &Target::Classes(classes)).unwrap();
+        a.map.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap()
+    };
+    let original = map(&plain);
+    let order = ["fc2", "fc1", "conv2", "conv1"];
+    assert_eq!(&report.steps[1..], &order.map(String::from));
+    for k in 1..=order.len() {
+        let randomized = randomize(&plain, &order[..k], 11, RandomizeOptions::default()).unwrap();
+        let maps = map(&randomized);
+        let expected: Vec<(usize, String, f64)> = (0..6)
+            .map(|i| {
+                let (a, b) = (&original[i * 784..][..784], &maps[i * 784..][..784]);
+                let s = compare(Metric::SpearmanAbs, a, b, MapDims::channels(1, 28, 28)).unwrap();
+                (i, Metric::SpearmanAbs.name().to_string(), s.value)
+            })
+            .collect();
+        assert_eq!(step(&report, k), expected, "step {k}");
+    }
+}

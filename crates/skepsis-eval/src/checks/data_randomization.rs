@@ -5,7 +5,9 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use skepsis_data::Dataset;
 use skepsis_nn::train::{accuracy, train, LabelledData, Progress, TrainConfig, TrainReport};
-use skepsis_nn::{model_file, randomize, DType, Model, RandomizeOptions};
+use skepsis_nn::{
+    model_file, randomize, DType, Model, RandomizeOptions, DEFAULT_TRACE_MEMO_BUDGET,
+};
 
 use super::error::{CheckError, CheckResult};
 use super::examples::{ExampleWriter, ORIGINAL};
@@ -183,6 +185,10 @@ pub fn data_randomization(
         store.finish(&report)?;
         return Ok(report);
     }
+    // Every method explains `x` on both models: one forward pass per model serves them all
+    // (the models share no layer, so each has its own memo).
+    let model = &model.clone().with_trace_memo(&x, DEFAULT_TRACE_MEMO_BUDGET);
+    let random_model = random_model.with_trace_memo(&x, DEFAULT_TRACE_MEMO_BUDGET);
     let predictions = maps::predictions(model, &x, common.batch_size)?;
     let target = options.target.target(&predictions, labels.as_deref())?;
     let examples = ExampleWriter::new(store.dir(), common.examples)?;

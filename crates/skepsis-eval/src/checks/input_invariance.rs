@@ -4,7 +4,7 @@ use candle_core::{DType, Tensor};
 use serde::{Deserialize, Serialize};
 use skepsis_attr::Target;
 use skepsis_nn::train::Progress;
-use skepsis_nn::{Layer, Model, ValueId};
+use skepsis_nn::{Layer, Model, ValueId, DEFAULT_TRACE_MEMO_BUDGET};
 
 use super::error::{CheckError, CheckResult};
 use super::examples::{ExampleWriter, COMPARED, ORIGINAL};
@@ -162,6 +162,10 @@ pub fn input_invariance(
         Err(reason) => return Ok(refuse(reason, Vec::new())),
     };
     let x2 = (&x1 + options.shift)?;
+    // Every method explains `x1` on `net1` and `x2` on `net2`: one forward pass per network
+    // serves them all.
+    let net1 = net1.with_trace_memo(&x1, DEFAULT_TRACE_MEMO_BUDGET);
+    let net2 = net2.with_trace_memo(&x2, DEFAULT_TRACE_MEMO_BUDGET);
     let logits1 = net1.forward(&x1)?.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
     let logits2 = net2.forward(&x2)?.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?;
     let scale = logits1.iter().fold(1f64, |m, v| m.max(v.abs()));

@@ -7,7 +7,7 @@ use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 use skepsis_attr::registry;
 use skepsis_nn::train::Progress;
-use skepsis_nn::{BackwardPass, Layer, Model, RuleMap, Stop};
+use skepsis_nn::{BackwardPass, Layer, Model, RuleMap, Stop, DEFAULT_TRACE_MEMO_BUDGET};
 
 use super::error::{CheckError, CheckResult};
 use super::maps::CheckData;
@@ -125,6 +125,9 @@ pub fn rank1_convergence(
     });
     let mut store = StepStore::open(control, fingerprint("rank1", &parameters), &[])?;
     let repeated = Tensor::cat(&vec![x.clone(); options.vectors], 0)?;
+    // Every method walks back from a pass on `repeated`: nodes its rules leave unchanged
+    // (all of them, without a canonizer) are computed once.
+    let model = &model.clone().with_trace_memo(&repeated, DEFAULT_TRACE_MEMO_BUDGET);
     let mut notes = vec![format!(
         "{} N(0,1) relevance tensors injected at the output of '{}'",
         options.vectors,
