@@ -13,7 +13,8 @@ use std::sync::Arc;
 use candle_core::Tensor;
 
 use crate::model::{at_node, Node, ValueId};
-use crate::{Error, Model, Result, Trace};
+use crate::ops::pool;
+use crate::{Error, Layer, Model, Result, Trace};
 
 /// What a rule sees of the node it is applied to.
 pub struct Step<'a> {
@@ -36,6 +37,12 @@ pub trait Rule: Send + Sync + fmt::Debug {
 
     /// Relevance at each input of `step.node`, given `relevance` at its output.
     fn backward(&self, step: &Step<'_>, relevance: &Tensor) -> Result<Vec<Tensor>>;
+
+    /// Whether this rule is the exact gradient on every layer ([`Gradient`]): the walk may
+    /// then fuse its steps with a neighbour's (a max pool's with the ReLU before it).
+    fn is_gradient(&self) -> bool {
+        false
+    }
 }
 
 /// The gradient rule: the layer's exact vector-Jacobian product (Rumelhart et al., 1986).
@@ -49,6 +56,10 @@ impl Rule for Gradient {
 
     fn backward(&self, step: &Step<'_>, relevance: &Tensor) -> Result<Vec<Tensor>> {
         step.node.layer.input_vjp(&step.inputs, step.output, relevance)
+    }
+
+    fn is_gradient(&self) -> bool {
+        true
     }
 }
 
@@ -225,6 +236,7 @@ impl<'a> BackwardPass<'a> {
         relevance[self.start + 1] = Some(seed.clone());
         let mut parameter_gradients = Vec::new();
         let stop_node = stop_value.node();
+        let consumers = model.consumers();
         for index in (0..=self.start).rev() {
             if Some(index) == stop_node {
                 break;
@@ -233,6 +245,13 @@ impl<'a> BackwardPass<'a> {
             let Some(r_out) = relevance[index + 1].clone() else { continue };
             if !self.keep_values && ValueId::of_node(index) != stop_value {
                 relevance[index + 1] = None;
+            }
+            if let Some((relu_input, r_in)) =
+                self.pool_after_relu(index, rules, &consumers, stop_value, &r_out)?
+            {
+                // The ReLU's relevance is never formed, so the walk skips its node.
+                accumulate(&mut relevance, relu_input, r_in)?;
+                continue;
             }
             let step = Step {
                 index,
@@ -267,10 +286,7 @@ impl<'a> BackwardPass<'a> {
                 ));
             }
             for (v, r) in node.inputs.iter().zip(r_in) {
-                relevance[v.0] = Some(match relevance[v.0].take() {
-                    Some(acc) => (acc + r)?,
-                    None => r,
-                });
+                accumulate(&mut relevance, *v, r)?;
             }
         }
         let at_stop = match &relevance[stop_value.0] {
@@ -284,6 +300,50 @@ impl<'a> BackwardPass<'a> {
             parameter_gradients,
         })
     }
+}
+
+impl BackwardPass<'_> {
+    /// The fused gradient step of a max pool (node `index`) and the ReLU that feeds it:
+    /// relevance at the ReLU's input, when both nodes take the gradient rule, the ReLU feeds
+    /// nothing else and nobody asked for the relevance at its output; `None` otherwise.
+    /// Same values as the two steps ([`pool::max_pool2d_relu_vjp`]), one pass less.
+    fn pool_after_relu(
+        &self,
+        index: usize,
+        rules: &RuleMap,
+        consumers: &[Vec<usize>],
+        stop_value: ValueId,
+        r_out: &Tensor,
+    ) -> Result<Option<(ValueId, Tensor)>> {
+        let nodes = self.model.nodes();
+        let Layer::MaxPool2d(spec) = &nodes[index].layer else { return Ok(None) };
+        let [between] = nodes[index].inputs[..] else { return Ok(None) };
+        let Some(relu) = between.node() else { return Ok(None) };
+        let [relu_input] = nodes[relu].inputs[..] else { return Ok(None) };
+        let fusable = matches!(nodes[relu].layer, Layer::Relu)
+            && rules.get(index).is_gradient()
+            && rules.get(relu).is_gradient()
+            && consumers[between.0] == [index]
+            && !self.keep_values
+            && stop_value != between
+            && (self.input_relevance || relu_input != ValueId::INPUT);
+        if !fusable {
+            return Ok(None);
+        }
+        let x = self.trace.value(between);
+        let r_in = pool::max_pool2d_relu_vjp(x, r_out, spec)
+            .map_err(|e| at_node(&nodes[index].name, e))?;
+        Ok(Some((relu_input, r_in)))
+    }
+}
+
+/// Adds `r` to the relevance gathered at value `v`.
+fn accumulate(relevance: &mut [Option<Tensor>], v: ValueId, r: Tensor) -> Result<()> {
+    relevance[v.0] = Some(match relevance[v.0].take() {
+        Some(acc) => (acc + r)?,
+        None => r,
+    });
+    Ok(())
 }
 
 /// The gradient of `sum_n seed[n] · output[n]` with respect to the input: the plain

@@ -5,7 +5,7 @@ use candle_core::{DType, Device, Tensor};
 use skepsis_nn::ops::conv::{conv2d, conv2d_input_vjp, conv2d_weight_vjp};
 use skepsis_nn::ops::pool::{
     adaptive_avg_pool2d, adaptive_avg_pool2d_vjp, avg_pool2d, avg_pool2d_vjp, max_pool2d,
-    max_pool2d_vjp,
+    max_pool2d_relu_vjp, max_pool2d_vjp,
 };
 use skepsis_nn::ops::{Conv2dSpec, Padding2d, Pool2dSpec};
 use skepsis_nn::Error;
@@ -687,6 +687,58 @@ fn max_pool_vjp_matches_naive_argmax_and_finite_differences() {
             .collect();
         assert_close(&dx, &fd, 1e-8, &format!("max vjp FD {spec:?}"));
     }
+}
+
+/// The fused max-pool + ReLU VJP equals the two VJPs in turn, value for value (f32 and f64,
+/// every pooling geometry, the vector 2x2 path with its scalar remainder (width 22: 11
+/// windows, 8 by the vector kernel), planes with a NaN), and the ReLU's central differences.
+#[test]
+fn max_pool_relu_vjp_equals_the_two_vjps() {
+    use skepsis_nn::ops::pointwise::{relu, relu_vjp};
+    for (dims, specs) in
+        [([3, 4, 12, 22], vec![Pool2dSpec::square(2)]), ([2, 3, 7, 6], pool_specs())]
+    {
+        let len: usize = dims.iter().product();
+        let mut z = Rng(41).vec(len);
+        z[5] = f64::NAN;
+        for spec in specs {
+            let [oh, ow] = spec.output_hw([dims[2], dims[3]]).unwrap();
+            let g = Rng(42).vec(dims[0] * dims[1] * oh * ow);
+            for dtype in [DType::F32, DType::F64] {
+                let zt = tensor(z.clone(), &dims).to_dtype(dtype).unwrap();
+                let gt = tensor(g.clone(), &[dims[0], dims[1], oh, ow]).to_dtype(dtype).unwrap();
+                let x = relu(&zt).unwrap();
+                let fused = values(&max_pool2d_relu_vjp(&x, &gt, &spec).unwrap());
+                let pooled = max_pool2d_vjp(&x, &gt, &spec).unwrap();
+                let two = values(&relu_vjp(&zt, &pooled).unwrap());
+                let same = |a: f64, b: f64| a == b || (a.is_nan() && b.is_nan());
+                assert!(fused.iter().zip(&two).all(|(&a, &b)| same(a, b)), "{spec:?} {dtype:?}");
+                assert!(fused.iter().any(|&v| v != 0.0) && two.contains(&0.0));
+            }
+        }
+    }
+    // Away from ties and zeros, the fused VJP is the derivative of <g, maxpool(relu(z))>.
+    let dims = [1, 2, 6, 8];
+    let len: usize = dims.iter().product();
+    let z: Vec<f64> = (0..len).map(|i| ((i * 37) % len) as f64 * 0.1 - 4.05).collect();
+    let spec = Pool2dSpec::square(2);
+    let g = Rng(43).vec(2 * 3 * 4);
+    let gt = tensor(g.clone(), &[1, 2, 3, 4]);
+    let x = skepsis_nn::ops::pointwise::relu(&tensor(z.clone(), &dims)).unwrap();
+    let fused = values(&max_pool2d_relu_vjp(&x, &gt, &spec).unwrap());
+    let f = |z: &[f64]| {
+        let x = skepsis_nn::ops::pointwise::relu(&tensor(z.to_vec(), &dims)).unwrap();
+        dot(&values(&max_pool2d(&x, &spec).unwrap()), &g)
+    };
+    let fd: Vec<f64> = (0..len)
+        .map(|e| {
+            let (mut zp, mut zm) = (z.clone(), z.clone());
+            zp[e] += 1e-4;
+            zm[e] -= 1e-4;
+            (f(&zp) - f(&zm)) / 2e-4
+        })
+        .collect();
+    assert_close(&fused, &fd, 1e-8, "fused max-pool + ReLU VJP vs central differences");
 }
 
 /// Central differences of `x -> <g, forward(x)>` against `vjp`.

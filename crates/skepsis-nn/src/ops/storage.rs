@@ -14,13 +14,15 @@ pub(crate) trait Element: WithDType + num_traits::Float + Send + Sync + 'static 
     fn keep_if(self, keep: u8) -> Self;
 
     /// A vector kernel for the leading windows of one row pair of the 2x2 max-pool VJP
-    /// (`ops::pool`), where this type has one; returns how many windows it wrote.
+    /// (`ops::pool`; `relu`: followed by the VJP of the ReLU before the pool), where this type
+    /// has one; returns how many windows it wrote.
     fn max_pool_2x2_vjp_rows(
         _top: &[Self],
         _bottom: &[Self],
         _g: &[Self],
         _dtop: &mut [MaybeUninit<Self>],
         _dbottom: &mut [MaybeUninit<Self>],
+        _relu: bool,
     ) -> usize {
         0
     }
@@ -40,8 +42,9 @@ impl Element for f32 {
         g: &[f32],
         dtop: &mut [MaybeUninit<f32>],
         dbottom: &mut [MaybeUninit<f32>],
+        relu: bool,
     ) -> usize {
-        super::pool::max_pool_2x2_vjp_rows_sse2(top, bottom, g, dtop, dbottom)
+        super::pool::max_pool_2x2_vjp_rows_sse2(top, bottom, g, dtop, dbottom, relu)
     }
 }
 

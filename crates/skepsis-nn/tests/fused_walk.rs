@@ -1,0 +1,146 @@
+//! The backward walk's fused step (a max pool and the ReLU that feeds it, both under the
+//! gradient rule) gives the values of the two steps, happens exactly when allowed, and
+//! leaves every other walk alone.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use candle_core::{DType, Device, Tensor};
+use skepsis_nn::zoo::{self, Architecture};
+use skepsis_nn::{
+    model_file, BackwardPass, Error, Gradient, Layer, Model, Result, Rule, RuleMap, Step, Stop,
+};
+
+fn load(name: &str) -> Model {
+    let dir = match std::env::var_os("SKEPSIS_CONFORMANCE_DIR") {
+        Some(d) => PathBuf::from(d).join("models"),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/models"),
+    };
+    model_file::load(&dir.join(name), DType::F32, &Device::Cpu).unwrap()
+}
+
+/// The gradient, but not declared as such: the walk never fuses its steps.
+#[derive(Debug)]
+struct PlainVjp;
+
+impl Rule for PlainVjp {
+    fn name(&self) -> String {
+        "plain-vjp".into()
+    }
+
+    fn backward(&self, step: &Step<'_>, relevance: &Tensor) -> Result<Vec<Tensor>> {
+        Gradient.backward(step, relevance)
+    }
+}
+
+/// Declares itself the gradient but fails when called: a ReLU walked with it must be fused.
+#[derive(Debug)]
+struct MustBeFused;
+
+impl Rule for MustBeFused {
+    fn name(&self) -> String {
+        "must-be-fused".into()
+    }
+
+    fn backward(&self, step: &Step<'_>, _: &Tensor) -> Result<Vec<Tensor>> {
+        Err(Error::InvalidInput(format!("node {} was walked on its own", step.node.name)))
+    }
+
+    fn is_gradient(&self) -> bool {
+        true
+    }
+}
+
+fn rules(model: &Model, rule: Arc<dyn Rule>, on: impl Fn(&Layer) -> bool) -> RuleMap {
+    let mut map = RuleMap::gradient(model);
+    for (i, node) in model.nodes().iter().enumerate() {
+        if on(&node.layer) {
+            map.set(i, Arc::clone(&rule)).unwrap();
+        }
+    }
+    map
+}
+
+fn flat(t: &Tensor) -> Vec<f32> {
+    t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+}
+
+fn relu_feeding_pool(model: &Model) -> Vec<usize> {
+    let nodes = model.nodes();
+    (1..nodes.len())
+        .filter(|&i| matches!(nodes[i].layer, Layer::MaxPool2d(_)))
+        .filter_map(|i| nodes[i].inputs[0].node())
+        .filter(|&r| matches!(nodes[r].layer, Layer::Relu))
+        .collect()
+}
+
+#[test]
+fn fused_walks_equal_the_step_by_step_walk() -> Result<()> {
+    let sc_cnn = zoo::build(Architecture::ScCnn, [1, 28, 28], 10, 5)?;
+    for (name, model) in [("cnn", load("cnn")), ("sc-cnn", sc_cnn)] {
+        let relus = relu_feeding_pool(&model);
+        assert_eq!(relus.len(), 2, "{name}: two ReLU -> max pool pairs");
+        let x = Tensor::rand(-1f32, 1f32, (4, 1, 28, 28), &Device::Cpu)?;
+        let trace = model.trace(&x)?;
+        let seed = Tensor::rand(-1f32, 1f32, trace.logits().dims(), &Device::Cpu)?;
+        let step_by_step = rules(&model, Arc::new(PlainVjp), |_| true);
+        let expected = BackwardPass::new(&model, &trace).rules(&step_by_step).run(&seed)?;
+        // The ReLUs are never walked on their own (they fail if they are).
+        let fused = rules(&model, Arc::new(MustBeFused), |l| matches!(l, Layer::Relu));
+        let fused = rules_with_fc_relu_plain(&model, fused);
+        let got = BackwardPass::new(&model, &trace).rules(&fused).run(&seed)?;
+        assert_eq!(flat(&got.relevance), flat(&expected.relevance), "{name}");
+        let plain = BackwardPass::new(&model, &trace).run(&seed)?;
+        assert_eq!(flat(&plain.relevance), flat(&expected.relevance), "{name}");
+        // Parameter gradients (training) are unchanged too.
+        let with_params = BackwardPass::new(&model, &trace).parameter_gradients().run(&seed)?;
+        let reference = BackwardPass::new(&model, &trace)
+            .rules(&step_by_step)
+            .parameter_gradients()
+            .run(&seed)?;
+        for ((k, a), (k2, b)) in
+            with_params.parameter_gradients.iter().zip(&reference.parameter_gradients)
+        {
+            assert_eq!(k, k2);
+            assert_eq!(flat(a), flat(b), "{name} {k}");
+        }
+    }
+    Ok(())
+}
+
+/// A ReLU that does not feed a max pool (the fully connected one) keeps the plain rule.
+fn rules_with_fc_relu_plain(model: &Model, mut map: RuleMap) -> RuleMap {
+    let fused = relu_feeding_pool(model);
+    for (i, node) in model.nodes().iter().enumerate() {
+        if matches!(node.layer, Layer::Relu) && !fused.contains(&i) {
+            map.set(i, Arc::new(Gradient)).unwrap();
+        }
+    }
+    map
+}
+
+/// No fusion where the ReLU's own relevance is asked for: a walk that stops at its output
+/// (GradCAM), one that keeps every value, or a ReLU whose rule is not the gradient.
+#[test]
+fn no_fusion_where_the_relus_relevance_is_needed() -> Result<()> {
+    let model = load("cnn");
+    let relu = relu_feeding_pool(&model)[1];
+    let x = Tensor::rand(-1f32, 1f32, (3, 1, 28, 28), &Device::Cpu)?;
+    let trace = model.trace(&x)?;
+    let seed = Tensor::rand(-1f32, 1f32, trace.logits().dims(), &Device::Cpu)?;
+    let must = rules_with_fc_relu_plain(
+        &model,
+        rules(&model, Arc::new(MustBeFused), |l| matches!(l, Layer::Relu)),
+    );
+    let at_relu = BackwardPass::new(&model, &trace).rules(&must).stop_at(Stop::Node(relu));
+    let expected = BackwardPass::new(&model, &trace).stop_at(Stop::Node(relu)).run(&seed)?;
+    // Stopping at the ReLU's output: the pool's plain step gives it, the ReLU is not walked.
+    assert_eq!(flat(&at_relu.run(&seed)?.relevance), flat(&expected.relevance));
+    // Keeping every value: the ReLUs are walked on their own (and fail here).
+    assert!(BackwardPass::new(&model, &trace).rules(&must).keep_values().run(&seed).is_err());
+    let kept = BackwardPass::new(&model, &trace).keep_values().run(&seed)?;
+    let values = kept.values.expect("kept");
+    let relu_out = values[relu + 1].as_ref().expect("relevance at the ReLU's output");
+    assert_eq!(flat(relu_out), flat(&expected.relevance));
+    Ok(())
+}
