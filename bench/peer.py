@@ -469,7 +469,8 @@ def table(skepsis: dict, peer_timings: dict[str, dict], peer_sgemm: dict) -> str
     lines = [
         f"skepsis {skepsis['version']}, torch {torch.__version__}, {skepsis['threads']} skepsis threads / "
         f"{torch.get_num_threads()} torch threads, {skepsis.get('cpu') or platform.processor()}, "
-        f"{skepsis['images']} images, median of {skepsis['repeats']} run(s) after one warm-up.",
+        f"{skepsis['images']} images, median of {skepsis['repeats']} run(s) after one warm-up "
+        "(single passes: of at least 15).",
         f"sgemm {SGEMM_N}^3: skepsis (gemm crate) {skepsis['sgemm']['gflops']:.1f} GFLOP/s, "
         f"torch {peer_sgemm['gflops']:.1f} GFLOP/s.",
         "",
@@ -504,7 +505,7 @@ def main() -> int:
     warnings.filterwarnings("ignore")  # Quantus and Captum warn on every call
     d: Path = args.dir
     skepsis = json.loads((d / "skepsis.json").read_text())
-    repeats = args.repeats or skepsis["repeats"]
+    base_repeats = args.repeats or skepsis["repeats"]
     seed = int(skepsis["seed"])
     params = {w["id"]: w["parameters"] for w in skepsis["workloads"]}
     model = build_model(d / skepsis["model"]["dir"])
@@ -530,7 +531,7 @@ def main() -> int:
         return 1
 
     # 2. Timings.
-    sgemm = sgemm_rate(max(repeats, 3))
+    sgemm = sgemm_rate(max(base_repeats, 3))
     print(f"peer: sgemm {sgemm['gflops']:.1f} GFLOP/s", file=sys.stderr)
     simple: dict[str, Callable[[], Any]] = {
         "p0-forward": peer.forward,
@@ -545,6 +546,8 @@ def main() -> int:
     for w in skepsis["workloads"]:
         wid = w["id"]
         print(f"peer: {wid} ({w['what']}) ...", file=sys.stderr)
+        # As many timed runs as skepsis made (single passes: at least 15).
+        repeats = max(base_repeats, w.get("repeats", base_repeats))
         if wid in simple:
             _, timings[wid] = timed(repeats, simple[wid], discard(simple[wid]))
         elif wid in ("p2-mprt", "p2-mprt-ssim"):
@@ -605,7 +608,7 @@ def main() -> int:
             {
                 "torch": torch.__version__,
                 "threads": torch.get_num_threads(),
-                "repeats": repeats,
+                "repeats": base_repeats,
                 "sgemm": sgemm,
                 "equal_work": checks,
                 "tolerance": {

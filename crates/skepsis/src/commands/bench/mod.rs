@@ -112,8 +112,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
             setup.training = Some(draw_training_data(args.seed)?);
         }
         eprintln!("bench: {} ({}) ...", w.id(), w.what());
+        let repeats = w.repeats(args.repeats);
         let (first, timing) = measure::time(
-            args.repeats,
+            repeats,
             || w.run(&setup, Phase::WarmUp),
             || Ok(w.run(&setup, Phase::Timed)?.seconds),
         )
@@ -132,6 +133,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             "what": w.what(),
             "parameters": w.parameters(),
             "flop": flop,
+            "repeats": repeats,
             "timing": timing,
             "gflops": gflops,
             "fraction_of_sgemm": gflops / sgemm.gflops,

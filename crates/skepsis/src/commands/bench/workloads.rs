@@ -216,7 +216,25 @@ impl Workload {
     pub fn has_output(self) -> bool {
         !matches!(self, Workload::Mprt | Workload::MprtSsim | Workload::TrainEpoch)
     }
+
+    /// Timed runs for `requested`: at least [`SHORT_REPEATS`] for the single passes, whose
+    /// 10-40 ms medians of three moved by a third with one slow run on a shared machine. The
+    /// peer (`bench/peer.py`) reads the count from `skepsis.json` and runs as many.
+    pub fn repeats(self, requested: usize) -> usize {
+        let short = matches!(
+            self,
+            Workload::Forward | Workload::Gradient | Workload::GuidedBackprop | Workload::GradCam
+        );
+        if short {
+            requested.max(SHORT_REPEATS)
+        } else {
+            requested
+        }
+    }
 }
+
+/// Fewest timed runs of a single-pass workload ([`Workload::repeats`]).
+pub const SHORT_REPEATS: usize = 15;
 
 /// Everything the workloads run on.
 pub struct Setup {
@@ -366,4 +384,21 @@ fn train_epoch(s: &Setup, phase: Phase) -> Result<Output> {
         "train_accuracy": epoch.train_accuracy,
     });
     Ok(Output { summary: Some(summary), seconds: Some(epoch.seconds), map: None })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The single passes (one forward and at most one backward per image) run at least
+    /// `SHORT_REPEATS` times, the others as asked; more runs than the floor are kept.
+    #[test]
+    fn single_passes_run_at_least_short_repeats() {
+        let short = ["p0-forward", "p0-gradient", "p1b-guided-backprop", "p1b-gradcam"];
+        for w in Workload::ALL {
+            let expected = if short.contains(&w.id()) { SHORT_REPEATS } else { 1 };
+            assert_eq!(w.repeats(1), expected, "{}", w.id());
+            assert_eq!(w.repeats(40), 40);
+        }
+    }
 }
