@@ -58,18 +58,7 @@ pub fn max_pool2d(x: &Tensor, spec: &Pool2dSpec) -> Result<Tensor> {
 /// `x` is the pooling input `[N, C, H, W]`, `grad_out` is `[N, C, OH, OW]` with the same dtype
 /// and device; the result has the shape of `x`. Overlapping windows accumulate.
 pub fn max_pool2d_vjp(x: &Tensor, grad_out: &Tensor, spec: &Pool2dSpec) -> Result<Tensor> {
-    const CTX: &str = "max_pool2d_vjp";
-    let g = PoolGeom::windowed(CTX, x.dims(), spec)?;
-    let dtype = float_dtype(CTX, "input", x)?;
-    same_kind(CTX, "grad_out", x, grad_out)?;
-    g.check_grad_out(CTX, grad_out)?;
-    if !x.device().is_cpu() {
-        return back_to(max_pool2d_vjp(&to_cpu(x)?, &to_cpu(grad_out)?, spec)?, x.device());
-    }
-    match dtype {
-        DType::F32 => max_pool_vjp_cpu::<f32>(x, grad_out, &g, false),
-        _ => max_pool_vjp_cpu::<f64>(x, grad_out, &g, false),
-    }
+    max_pool_vjp("max_pool2d_vjp", x, grad_out, spec, false)
 }
 
 /// Vector-Jacobian product of `max_pool2d(relu(z))` with respect to `z`, in one pass: the
@@ -82,18 +71,29 @@ pub fn max_pool2d_vjp(x: &Tensor, grad_out: &Tensor, spec: &Pool2dSpec) -> Resul
 /// a CNN: the SC CNN's first layer, 6 MB per 64 images). Arguments and errors as
 /// [`max_pool2d_vjp`].
 pub fn max_pool2d_relu_vjp(x: &Tensor, grad_out: &Tensor, spec: &Pool2dSpec) -> Result<Tensor> {
-    const CTX: &str = "max_pool2d_relu_vjp";
-    let g = PoolGeom::windowed(CTX, x.dims(), spec)?;
-    let dtype = float_dtype(CTX, "input", x)?;
-    same_kind(CTX, "grad_out", x, grad_out)?;
-    g.check_grad_out(CTX, grad_out)?;
+    max_pool_vjp("max_pool2d_relu_vjp", x, grad_out, spec, true)
+}
+
+/// [`max_pool2d_vjp`], followed by the ReLU's VJP with `relu`: checks, then the CPU kernel
+/// (operands on another device are copied to the CPU and back).
+fn max_pool_vjp(
+    ctx: &str,
+    x: &Tensor,
+    grad_out: &Tensor,
+    spec: &Pool2dSpec,
+    relu: bool,
+) -> Result<Tensor> {
+    let g = PoolGeom::windowed(ctx, x.dims(), spec)?;
+    let dtype = float_dtype(ctx, "input", x)?;
+    same_kind(ctx, "grad_out", x, grad_out)?;
+    g.check_grad_out(ctx, grad_out)?;
     if !x.device().is_cpu() {
-        let fused = max_pool2d_relu_vjp(&to_cpu(x)?, &to_cpu(grad_out)?, spec)?;
-        return back_to(fused, x.device());
+        let dx = max_pool_vjp(ctx, &to_cpu(x)?, &to_cpu(grad_out)?, spec, relu)?;
+        return back_to(dx, x.device());
     }
     match dtype {
-        DType::F32 => max_pool_vjp_cpu::<f32>(x, grad_out, &g, true),
-        _ => max_pool_vjp_cpu::<f64>(x, grad_out, &g, true),
+        DType::F32 => max_pool_vjp_cpu::<f32>(x, grad_out, &g, relu),
+        _ => max_pool_vjp_cpu::<f64>(x, grad_out, &g, relu),
     }
 }
 
