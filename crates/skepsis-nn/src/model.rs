@@ -386,13 +386,24 @@ impl Model {
         let mut values: Vec<Option<Tensor>> = vec![None; self.nodes.len() + 1];
         values[0] = Some(x.clone());
         for (i, node) in self.nodes.iter().enumerate() {
+            if values[i + 1].is_some() {
+                continue; // a max pool computed with the ReLU before it
+            }
             let inputs: Vec<&Tensor> = node
                 .inputs
                 .iter()
                 .map(|v| values[v.0].as_ref().expect("topological order"))
                 .collect();
-            let y = node.layer.forward(&inputs).map_err(|e| at_node(&node.name, e))?;
-            values[i + 1] = Some(y);
+            if let Some(pool) = self.pool_after(i, &consumers) {
+                // Nothing keeps the ReLU's output: pool the rectified input in one pass.
+                let Layer::MaxPool2d(spec) = &self.nodes[pool].layer else { unreachable!() };
+                let y = crate::ops::pool::max_pool2d_of_relu(inputs[0], spec)
+                    .map_err(|e| at_node(&self.nodes[pool].name, e))?;
+                values[pool + 1] = Some(y);
+            } else {
+                let y = node.layer.forward(&inputs).map_err(|e| at_node(&node.name, e))?;
+                values[i + 1] = Some(y);
+            }
             for v in &node.inputs {
                 if last_use[v.0] == i {
                     values[v.0] = None;
@@ -400,6 +411,17 @@ impl Model {
             }
         }
         Ok(values.pop().flatten().expect("the last node's output is kept"))
+    }
+
+    /// The max pool right after node `index` when that node is a ReLU whose output feeds only
+    /// the pool ([`forward`](Self::forward) then computes both in one pass).
+    fn pool_after(&self, index: usize, consumers: &[Vec<usize>]) -> Option<usize> {
+        let next = index + 1;
+        let fusable = matches!(self.nodes[index].layer, Layer::Relu)
+            && matches!(self.nodes.get(next)?.layer, Layer::MaxPool2d(_))
+            // Value `next` is node `index`'s output; node `next` must be its only consumer.
+            && consumers[next] == [next];
+        fusable.then_some(next)
     }
 
     /// Runs the model and keeps every value (input and each node's output).

@@ -144,3 +144,24 @@ fn no_fusion_where_the_relus_relevance_is_needed() -> Result<()> {
     assert_eq!(flat(relu_out), flat(&expected.relevance));
     Ok(())
 }
+
+/// `forward`, which pools a ReLU's input directly where nothing else needs the ReLU's
+/// output, gives the logits of `trace`, which keeps every value, also with NaN inputs.
+#[test]
+fn forward_equals_the_traced_logits() -> Result<()> {
+    let sc_cnn = zoo::build(Architecture::ScCnn, [1, 28, 28], 10, 5)?;
+    for (name, model) in [("cnn", load("cnn")), ("cnn_bn", load("cnn_bn")), ("sc-cnn", sc_cnn)] {
+        let mut dims = vec![3];
+        dims.extend_from_slice(model.input_shape());
+        let mut x = Tensor::rand(-1f32, 1f32, dims.as_slice(), &Device::Cpu)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        x[100] = f32::NAN;
+        let x = Tensor::from_vec(x, dims, &Device::Cpu)?;
+        let forward = model.forward(&x)?;
+        let traced = model.trace(&x)?;
+        let (a, b) = (flat(&forward), flat(traced.logits()));
+        assert!(a.iter().zip(&b).all(|(u, v)| u == v || (u.is_nan() && v.is_nan())), "{name}");
+    }
+    Ok(())
+}

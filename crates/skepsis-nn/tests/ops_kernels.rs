@@ -5,7 +5,7 @@ use candle_core::{DType, Device, Tensor};
 use skepsis_nn::ops::conv::{conv2d, conv2d_input_vjp, conv2d_weight_vjp};
 use skepsis_nn::ops::pool::{
     adaptive_avg_pool2d, adaptive_avg_pool2d_vjp, avg_pool2d, avg_pool2d_vjp, max_pool2d,
-    max_pool2d_relu_vjp, max_pool2d_vjp,
+    max_pool2d_of_relu, max_pool2d_relu_vjp, max_pool2d_vjp,
 };
 use skepsis_nn::ops::{Conv2dSpec, Padding2d, Pool2dSpec};
 use skepsis_nn::Error;
@@ -689,18 +689,46 @@ fn max_pool_vjp_matches_naive_argmax_and_finite_differences() {
     }
 }
 
+/// The fused pooling kernels' cases: pre-activations `z` with NaNs, and their geometries (the
+/// vector 2x2 path with its scalar remainder: width 22, 11 windows, 8 by the vector kernel;
+/// every pooling geometry on a small odd plane).
+fn fused_pool_cases(seed: u64) -> Vec<([usize; 4], Vec<f64>, Vec<Pool2dSpec>)> {
+    [([3, 4, 12, 22], vec![Pool2dSpec::square(2)]), ([2, 3, 7, 6], pool_specs())]
+        .into_iter()
+        .map(|(dims, specs)| {
+            let mut z = Rng(seed).vec(dims.iter().product());
+            z[5] = f64::NAN;
+            z[17] = f64::NAN;
+            (dims, z, specs)
+        })
+        .collect()
+}
+
+/// Pooling the rectified input in one pass equals `max_pool2d(relu(z))` value for value
+/// (f32 and f64, every geometry, the 2x2 path, planes with NaN, which the ReLU maps to 0).
+#[test]
+fn max_pool_of_relu_equals_pooling_the_relu() {
+    use skepsis_nn::ops::pointwise::relu;
+    for (dims, z, specs) in fused_pool_cases(51) {
+        for spec in specs {
+            for dtype in [DType::F32, DType::F64] {
+                let zt = tensor(z.clone(), &dims).to_dtype(dtype).unwrap();
+                let fused = values(&max_pool2d_of_relu(&zt, &spec).unwrap());
+                let two = values(&max_pool2d(&relu(&zt).unwrap(), &spec).unwrap());
+                assert_eq!(fused, two, "{spec:?} {dtype:?}");
+                // The NaNs, which plain max pooling would keep, are rectified away.
+                assert!(fused.iter().all(|v| !v.is_nan()));
+            }
+        }
+    }
+}
+
 /// The fused max-pool + ReLU VJP equals the two VJPs in turn, value for value (f32 and f64,
-/// every pooling geometry, the vector 2x2 path with its scalar remainder (width 22: 11
-/// windows, 8 by the vector kernel), planes with a NaN), and the ReLU's central differences.
+/// the cases of [`fused_pool_cases`]), and the ReLU's central differences.
 #[test]
 fn max_pool_relu_vjp_equals_the_two_vjps() {
     use skepsis_nn::ops::pointwise::{relu, relu_vjp};
-    for (dims, specs) in
-        [([3, 4, 12, 22], vec![Pool2dSpec::square(2)]), ([2, 3, 7, 6], pool_specs())]
-    {
-        let len: usize = dims.iter().product();
-        let mut z = Rng(41).vec(len);
-        z[5] = f64::NAN;
+    for (dims, z, specs) in fused_pool_cases(41) {
         for spec in specs {
             let [oh, ow] = spec.output_hw([dims[2], dims[3]]).unwrap();
             let g = Rng(42).vec(dims[0] * dims[1] * oh * ow);

@@ -39,15 +39,26 @@ use crate::{Error, Result};
 /// rank, empty spatial input, zero kernel or stride, a padding side not smaller than the
 /// kernel, a window larger than the padded input, another dtype.
 pub fn max_pool2d(x: &Tensor, spec: &Pool2dSpec) -> Result<Tensor> {
-    const CTX: &str = "max_pool2d";
-    let g = PoolGeom::windowed(CTX, x.dims(), spec)?;
-    let dtype = float_dtype(CTX, "input", x)?;
+    max_pool("max_pool2d", x, spec, PoolKind::Max)
+}
+
+/// `max_pool2d(relu(z), spec)` in one pass over `z`, element for element the same values
+/// (each element is rectified before the window's maximum is taken, so a NaN, which the ReLU
+/// maps to 0, never wins). A forward pass that keeps no intermediate values uses it where a
+/// ReLU feeds only a max pool: the ReLU's output, the size of `z`, is never written.
+pub fn max_pool2d_of_relu(z: &Tensor, spec: &Pool2dSpec) -> Result<Tensor> {
+    max_pool("max_pool2d_of_relu", z, spec, PoolKind::MaxOfRelu)
+}
+
+fn max_pool(ctx: &str, x: &Tensor, spec: &Pool2dSpec, kind: PoolKind) -> Result<Tensor> {
+    let g = PoolGeom::windowed(ctx, x.dims(), spec)?;
+    let dtype = float_dtype(ctx, "input", x)?;
     if !x.device().is_cpu() {
-        return back_to(max_pool2d(&to_cpu(x)?, spec)?, x.device());
+        return back_to(max_pool(ctx, &to_cpu(x)?, spec, kind)?, x.device());
     }
     match dtype {
-        DType::F32 => pool_forward::<f32>(x, &g, PoolKind::Max),
-        _ => pool_forward::<f64>(x, &g, PoolKind::Max),
+        DType::F32 => pool_forward::<f32>(x, &g, kind),
+        _ => pool_forward::<f64>(x, &g, kind),
     }
 }
 
@@ -229,6 +240,8 @@ struct Window {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum PoolKind {
     Max,
+    /// The maximum of the rectified elements ([`max_pool2d_of_relu`]).
+    MaxOfRelu,
     Avg,
 }
 
@@ -399,19 +412,31 @@ impl Grid {
 /// Largest element of the window (rows `r0..r1`, columns `c0..c1` of a plane `width` wide);
 /// NaN if the window holds one.
 #[inline]
+/// The window's maximum of `f(x)` (`f`: the identity, or the ReLU for a fused pass).
 fn window_max<T: Element>(
     plane: &[T],
     width: usize,
     (r0, r1): (usize, usize),
     (c0, c1): (usize, usize),
+    f: impl Fn(T) -> T,
 ) -> T {
-    let mut best = plane[r0 * width + c0];
+    let mut best = f(plane[r0 * width + c0]);
     for r in r0..r1 {
         for &v in &plane[r * width + c0..r * width + c1] {
+            let v = f(v);
             best = if (v > best) | v.is_nan() { v } else { best };
         }
     }
     best
+}
+
+/// `max(v, 0)` as [`pointwise::relu`](super::pointwise::relu) computes it (NaN -> 0).
+fn rectified<T: Element>(v: T) -> T {
+    if v > T::zero() {
+        v
+    } else {
+        T::zero()
+    }
 }
 
 /// Index (within the plane) of the first maximal element of the window, row-major; a NaN
@@ -447,12 +472,18 @@ fn max4<T: Element>(a: T, b: T, c: T, d: T) -> T {
 
 /// Max pooling of one plane with the ubiquitous 2x2 window, stride 2 and no padding: the
 /// generic window loops cost more than the comparisons for windows this small.
-fn max_pool_2x2_plane<T: Element>(src: &[T], width: usize, y: &mut [T], ow: usize) {
+fn max_pool_2x2_plane<T: Element>(
+    src: &[T],
+    width: usize,
+    y: &mut [T],
+    ow: usize,
+    f: impl Fn(T) -> T,
+) {
     for (yrow, rows) in y.chunks_exact_mut(ow).zip(src.chunks_exact(2 * width)) {
         let (top, bottom) = rows.split_at(width);
         let pairs = top.chunks_exact(2).zip(bottom.chunks_exact(2));
         for (yv, (t, b)) in yrow.iter_mut().zip(pairs) {
-            *yv = max4(t[0], t[1], b[0], b[1]);
+            *yv = max4(f(t[0]), f(t[1]), f(b[0]), f(b[1]));
         }
     }
 }
@@ -581,14 +612,20 @@ fn pool_forward<T: Element>(x: &Tensor, g: &PoolGeom, kind: PoolKind) -> Result<
     let out = cpu_slice::<T, _>(x, |xs| {
         let mut out = vec![T::zero(); g.n * g.c * out_plane];
         out.par_chunks_mut(out_plane).zip(xs.par_chunks(plane)).for_each(|(y, src)| {
-            if kind == PoolKind::Max && g.is_plain_2x2() {
-                max_pool_2x2_plane(src, g.w, y, g.ow);
-                return;
+            match kind {
+                PoolKind::Max if g.is_plain_2x2() => {
+                    return max_pool_2x2_plane(src, g.w, y, g.ow, |v| v)
+                }
+                PoolKind::MaxOfRelu if g.is_plain_2x2() => {
+                    return max_pool_2x2_plane(src, g.w, y, g.ow, rectified)
+                }
+                _ => {}
             }
             for (yrow, &rows) in y.chunks_exact_mut(g.ow).zip(&grid.rows) {
                 for (yv, &cols) in yrow.iter_mut().zip(&grid.cols) {
                     *yv = match kind {
-                        PoolKind::Max => window_max(src, g.w, rows, cols),
+                        PoolKind::Max => window_max(src, g.w, rows, cols, |v| v),
+                        PoolKind::MaxOfRelu => window_max(src, g.w, rows, cols, rectified),
                         PoolKind::Avg => {
                             window_sum(src, g.w, rows, cols) / grid.divisor::<T>(rows, cols)
                         }
@@ -716,10 +753,10 @@ mod tests {
     fn nan_is_the_maximum() {
         let plane = [1.0f64, f64::NAN, 3.0, f64::NAN];
         assert_eq!(window_argmax(&plane, 2, (0, 2), (0, 2)), 1);
-        assert!(window_max(&plane, 2, (0, 2), (0, 2)).is_nan());
+        assert!(window_max(&plane, 2, (0, 2), (0, 2), |v| v).is_nan());
         let plane = [f64::NAN, 5.0, 3.0, 1.0];
         assert_eq!(window_argmax(&plane, 2, (0, 2), (0, 2)), 0);
-        assert!(window_max(&plane, 2, (0, 2), (0, 2)).is_nan());
+        assert!(window_max(&plane, 2, (0, 2), (0, 2), |v| v).is_nan());
         let plane = [2.0f64, 5.0, 5.0, 1.0];
         assert_eq!(window_argmax(&plane, 2, (0, 2), (0, 2)), 1);
     }
