@@ -5,6 +5,7 @@ use std::sync::Arc;
 use candle_core::{DType, Device, Tensor};
 
 use crate::memo::{next_version, TraceMemo};
+use crate::ops::Pool2dSpec;
 use crate::preprocess::Preprocessing;
 use crate::{Error, Layer, Result};
 
@@ -394,9 +395,8 @@ impl Model {
                 .iter()
                 .map(|v| values[v.0].as_ref().expect("topological order"))
                 .collect();
-            if let Some(pool) = self.pool_after(i, &consumers) {
+            if let Some((pool, spec)) = self.pool_after(i, &consumers) {
                 // Nothing keeps the ReLU's output: pool the rectified input in one pass.
-                let Layer::MaxPool2d(spec) = &self.nodes[pool].layer else { unreachable!() };
                 let y = crate::ops::pool::max_pool2d_of_relu(inputs[0], spec)
                     .map_err(|e| at_node(&self.nodes[pool].name, e))?;
                 values[pool + 1] = Some(y);
@@ -413,15 +413,16 @@ impl Model {
         Ok(values.pop().flatten().expect("the last node's output is kept"))
     }
 
-    /// The max pool right after node `index` when that node is a ReLU whose output feeds only
-    /// the pool ([`forward`](Self::forward) then computes both in one pass).
-    fn pool_after(&self, index: usize, consumers: &[Vec<usize>]) -> Option<usize> {
+    /// The max pool right after node `index` (its index and spec) when that node is a ReLU
+    /// whose output feeds only the pool ([`forward`](Self::forward) then computes both in one
+    /// pass).
+    fn pool_after(&self, index: usize, consumers: &[Vec<usize>]) -> Option<(usize, &Pool2dSpec)> {
         let next = index + 1;
+        let Layer::MaxPool2d(spec) = &self.nodes.get(next)?.layer else { return None };
         let fusable = matches!(self.nodes[index].layer, Layer::Relu)
-            && matches!(self.nodes.get(next)?.layer, Layer::MaxPool2d(_))
             // Value `next` is node `index`'s output; node `next` must be its only consumer.
             && consumers[next] == [next];
-        fusable.then_some(next)
+        fusable.then_some((next, spec))
     }
 
     /// Runs the model and keeps every value (input and each node's output).
