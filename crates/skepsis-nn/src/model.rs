@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use candle_core::{DType, Device, Tensor};
 
+use crate::layer::Conv2d;
 use crate::memo::{next_version, TraceMemo};
 use crate::ops::Pool2dSpec;
 use crate::preprocess::Preprocessing;
@@ -375,7 +376,10 @@ impl Model {
     }
 
     /// The model output (logits) for a batch `x` of shape `[N, ...input_shape]`.
-    /// Intermediate values are dropped as soon as no later node needs them.
+    /// Intermediate values are dropped as soon as no later node needs them, and values that
+    /// only one next node reads are not stored at all where a fused kernel computes the pair
+    /// or triple at once (a ReLU feeding a max pool, a convolution feeding both; see
+    /// [`conv2d_relu_max_pool2d`](crate::ops::conv::conv2d_relu_max_pool2d)).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         if self.memo.as_ref().is_some_and(|m| m.is_anchor(x)) {
             return Ok(self.trace(x)?.logits().clone());
@@ -386,43 +390,84 @@ impl Model {
             consumers.iter().map(|c| c.iter().copied().max().unwrap_or(usize::MAX)).collect();
         let mut values: Vec<Option<Tensor>> = vec![None; self.nodes.len() + 1];
         values[0] = Some(x.clone());
-        for (i, node) in self.nodes.iter().enumerate() {
-            if values[i + 1].is_some() {
-                continue; // a max pool computed with the ReLU before it
-            }
+        let mut i = 0;
+        while i < self.nodes.len() {
+            let node = &self.nodes[i];
             let inputs: Vec<&Tensor> = node
                 .inputs
                 .iter()
                 .map(|v| values[v.0].as_ref().expect("topological order"))
                 .collect();
-            if let Some((pool, spec)) = self.pool_after(i, &consumers) {
-                // Nothing keeps the ReLU's output: pool the rectified input in one pass.
-                let y = crate::ops::pool::max_pool2d_of_relu(inputs[0], spec)
-                    .map_err(|e| at_node(&self.nodes[pool].name, e))?;
-                values[pool + 1] = Some(y);
-            } else {
-                let y = node.layer.forward(&inputs).map_err(|e| at_node(&node.name, e))?;
-                values[i + 1] = Some(y);
-            }
+            // Nodes `i..=last` run as one step; only `last`'s output is kept.
+            let (last, y) = match self.fusion_at(i, &consumers) {
+                Fusion::ConvReluMaxPool { conv, pool, spec } => {
+                    let fused = crate::ops::conv::conv2d_relu_max_pool2d(
+                        inputs[0],
+                        &conv.weight,
+                        conv.bias.as_ref(),
+                        &conv.spec,
+                        spec,
+                    );
+                    // On failure the nodes run one by one, so that the error names the one
+                    // that fails.
+                    let y = match fused {
+                        Ok(y) => y,
+                        Err(_) => self.run_chain(inputs[0], i..=pool)?,
+                    };
+                    (pool, y)
+                }
+                Fusion::ReluMaxPool { pool, spec } => {
+                    let y = crate::ops::pool::max_pool2d_of_relu(inputs[0], spec)
+                        .map_err(|e| at_node(&self.nodes[pool].name, e))?;
+                    (pool, y)
+                }
+                Fusion::None => {
+                    (i, node.layer.forward(&inputs).map_err(|e| at_node(&node.name, e))?)
+                }
+            };
+            values[last + 1] = Some(y);
             for v in &node.inputs {
-                if last_use[v.0] == i {
+                if (i..=last).contains(&last_use[v.0]) {
                     values[v.0] = None;
                 }
             }
+            i = last + 1;
         }
         Ok(values.pop().flatten().expect("the last node's output is kept"))
     }
 
-    /// The max pool right after node `index` (its index and spec) when that node is a ReLU
-    /// whose output feeds only the pool ([`forward`](Self::forward) then computes both in one
-    /// pass).
-    fn pool_after(&self, index: usize, consumers: &[Vec<usize>]) -> Option<(usize, &Pool2dSpec)> {
-        let next = index + 1;
-        let Layer::MaxPool2d(spec) = &self.nodes.get(next)?.layer else { return None };
-        let fusable = matches!(self.nodes[index].layer, Layer::Relu)
-            // Value `next` is node `index`'s output; node `next` must be its only consumer.
-            && consumers[next] == [next];
-        fusable.then_some((next, spec))
+    /// The nodes from `index` on that [`forward`](Self::forward) runs as one fused step:
+    /// a ReLU feeding only a max pool, or a convolution feeding only such a ReLU (the
+    /// outputs in between are used by nothing else, so they need never be stored).
+    fn fusion_at(&self, index: usize, consumers: &[Vec<usize>]) -> Fusion<'_> {
+        let layer = |i: usize| self.nodes.get(i).map(|n| &n.layer);
+        // Value `v` (node `v - 1`'s output) is read by node `v` alone.
+        let only_next = |v: usize| consumers.get(v).is_some_and(|c| c == &[v]);
+        let relu_pool = |relu: usize| match (layer(relu), layer(relu + 1)) {
+            (Some(Layer::Relu), Some(Layer::MaxPool2d(spec))) if only_next(relu + 1) => {
+                Some((relu + 1, spec))
+            }
+            _ => None,
+        };
+        match layer(index) {
+            Some(Layer::Conv2d(conv)) if only_next(index + 1) => match relu_pool(index + 1) {
+                Some((pool, spec)) => Fusion::ConvReluMaxPool { conv, pool, spec },
+                None => Fusion::None,
+            },
+            _ => match relu_pool(index) {
+                Some((pool, spec)) => Fusion::ReluMaxPool { pool, spec },
+                None => Fusion::None,
+            },
+        }
+    }
+
+    /// Runs the chain of single-input nodes `range` on `x`, node by node.
+    fn run_chain(&self, x: &Tensor, range: std::ops::RangeInclusive<usize>) -> Result<Tensor> {
+        let mut y = x.clone();
+        for node in &self.nodes[range] {
+            y = node.layer.forward(&[&y]).map_err(|e| at_node(&node.name, e))?;
+        }
+        Ok(y)
     }
 
     /// Runs the model and keeps every value (input and each node's output).
@@ -471,6 +516,22 @@ impl Model {
 }
 
 /// Wraps an error with the node it happened at.
+/// A step of [`Model::forward`] that runs several nodes at once (see `Model::fusion_at`).
+enum Fusion<'a> {
+    /// Convolution, ReLU and max pool: [`conv2d_relu_max_pool2d`](crate::ops::conv::conv2d_relu_max_pool2d).
+    ConvReluMaxPool {
+        conv: &'a Conv2d,
+        pool: usize,
+        spec: &'a Pool2dSpec,
+    },
+    /// ReLU and max pool: [`max_pool2d_of_relu`](crate::ops::pool::max_pool2d_of_relu).
+    ReluMaxPool {
+        pool: usize,
+        spec: &'a Pool2dSpec,
+    },
+    None,
+}
+
 pub(crate) fn at_node(node: &str, e: Error) -> Error {
     match e {
         // Already names its node.

@@ -165,3 +165,33 @@ fn forward_equals_the_traced_logits() -> Result<()> {
     }
     Ok(())
 }
+
+/// Where `forward` runs a convolution, its ReLU and its max pool as one step and that step
+/// fails, the error names the node that fails, as the step-by-step pass would.
+#[test]
+fn forward_fused_convolution_errors_name_the_failing_node() -> Result<()> {
+    use skepsis_nn::layer::Conv2d;
+    use skepsis_nn::ops::{Conv2dSpec, Pool2dSpec};
+    let model = |in_channels: usize, window: usize| -> Result<Model> {
+        let weight = Tensor::zeros((2, in_channels, 3, 3), DType::F32, &Device::Cpu)?;
+        let conv = Conv2d::new(weight, None, Conv2dSpec::default())?;
+        let layers = vec![
+            ("conv".to_string(), Layer::Conv2d(conv)),
+            ("relu".to_string(), Layer::Relu),
+            ("pool".to_string(), Layer::MaxPool2d(Pool2dSpec::square(window))),
+            ("flatten".to_string(), Layer::Flatten),
+        ];
+        Model::sequential("fused", layers, vec![1, 6, 6])
+    };
+    let x = Tensor::ones((2, 1, 6, 6), DType::F32, &Device::Cpu)?;
+    assert_eq!(model(1, 2)?.forward(&x)?.dims(), [2, 8]);
+    let node_of = |e: Error| match e {
+        Error::Node { node, .. } => node,
+        other => panic!("not attributed to a node: {other}"),
+    };
+    // A weight for two input channels on a one-channel input: the convolution fails.
+    assert_eq!(node_of(model(2, 2)?.forward(&x).unwrap_err()), "conv");
+    // A 5x5 window on the convolution's 4x4 output: the pool fails.
+    assert_eq!(node_of(model(1, 5)?.forward(&x).unwrap_err()), "pool");
+    Ok(())
+}

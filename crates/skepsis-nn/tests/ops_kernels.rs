@@ -2,7 +2,7 @@
 //! references, candle's own kernels and central finite differences (in f64).
 
 use candle_core::{DType, Device, Tensor};
-use skepsis_nn::ops::conv::{conv2d, conv2d_input_vjp, conv2d_weight_vjp};
+use skepsis_nn::ops::conv::{conv2d, conv2d_input_vjp, conv2d_relu_max_pool2d, conv2d_weight_vjp};
 use skepsis_nn::ops::pool::{
     adaptive_avg_pool2d, adaptive_avg_pool2d_vjp, avg_pool2d, avg_pool2d_vjp, max_pool2d,
     max_pool2d_of_relu, max_pool2d_relu_vjp, max_pool2d_vjp,
@@ -721,6 +721,64 @@ fn max_pool_of_relu_equals_pooling_the_relu() {
             }
         }
     }
+}
+
+/// The fused convolution + ReLU + max pool equals the three operators in turn, value for
+/// value: every convolution case (batches of one run their images in sequence, larger ones
+/// in parallel) with a NaN input pixel, under every pooling geometry that fits its output,
+/// in f32 and f64.
+#[test]
+fn conv_relu_max_pool_equals_the_three_operators() {
+    use skepsis_nn::ops::pointwise::relu;
+    let mut compared = 0;
+    for (idx, cs) in cases().iter().enumerate() {
+        let mut ops = operands(cs, 300 + idx as u64);
+        ops.x[0] = f64::NAN;
+        let [oh, ow] = cs.out_hw();
+        for spec in pool_specs().iter().filter(|s| s.output_hw([oh, ow]).is_some()) {
+            for dtype in [DType::F32, DType::F64] {
+                let xt = tensor(ops.x.clone(), &cs.x_dims()).to_dtype(dtype).unwrap();
+                let wt = tensor(ops.w.clone(), &cs.w_dims()).to_dtype(dtype).unwrap();
+                let bt = ops.b.clone().map(|b| tensor(b, &[cs.o]).to_dtype(dtype).unwrap());
+                let fused = conv2d_relu_max_pool2d(&xt, &wt, bt.as_ref(), &cs.spec(), spec);
+                let fused = fused.unwrap();
+                let y = conv2d(&xt, &wt, bt.as_ref(), &cs.spec()).unwrap();
+                let three = max_pool2d(&relu(&y).unwrap(), spec).unwrap();
+                assert_eq!(fused.dims(), three.dims());
+                assert_eq!(fused.dtype(), dtype);
+                assert_eq!(values(&fused), values(&three), "case {idx} {spec:?} {dtype:?}");
+                compared += 1;
+            }
+        }
+    }
+    assert!(compared >= 100, "too few fused cases: {compared}");
+}
+
+/// The fused convolution + ReLU + max pool rejects what the convolution or the pool would.
+#[test]
+fn conv_relu_max_pool_rejects_bad_input_with_typed_errors() {
+    let zeros = |dims: &[usize], dtype| Tensor::zeros(dims, dtype, &Device::Cpu).unwrap();
+    let (x, w) = (zeros(&[1, 3, 5, 5], DType::F32), zeros(&[2, 3, 3, 3], DType::F32));
+    let d = Conv2dSpec::default();
+    let fused = |x: &Tensor, w: &Tensor, b: Option<&Tensor>, pool: Pool2dSpec| {
+        conv2d_relu_max_pool2d(x, w, b, &d, &pool).unwrap_err()
+    };
+    let p2 = Pool2dSpec::square(2);
+    assert_eq!(conv2d_relu_max_pool2d(&x, &w, None, &d, &p2).unwrap().dims(), [1, 2, 1, 1]);
+    let bad_channels = zeros(&[2, 2, 3, 3], DType::F32);
+    assert!(matches!(fused(&x, &bad_channels, None, p2), Error::ShapeMismatch { .. }));
+    // The convolution's 3x3 output is smaller than the window.
+    assert!(matches!(fused(&x, &w, None, Pool2dSpec::square(4)), Error::InvalidInput(_)));
+    let empty = pool_spec([0, 2], [1, 1], [0; 4], false);
+    assert!(matches!(fused(&x, &w, None, empty), Error::InvalidParameter { .. }));
+    let b3 = zeros(&[3], DType::F32);
+    assert!(matches!(fused(&x, &w, Some(&b3), p2), Error::ShapeMismatch { .. }));
+    let b64 = zeros(&[2], DType::F64);
+    assert!(matches!(fused(&x, &w, Some(&b64), p2), Error::InvalidInput(_)));
+    assert!(matches!(
+        fused(&x, &w.to_dtype(DType::F64).unwrap(), None, p2),
+        Error::InvalidInput(_)
+    ));
 }
 
 /// The fused max-pool + ReLU VJP equals the two VJPs in turn, value for value (f32 and f64,

@@ -34,7 +34,10 @@ use gemm::Parallelism;
 use rayon::prelude::*;
 
 use super::matmul::{matmul, Mat};
-use super::{cpu_slice, fill_rows_init, from_cpu_vec, vec_written_by, Conv2dSpec, Element};
+use super::pool::{max_pool2d_of_relu, MaxPoolOfRelu};
+use super::{
+    cpu_slice, fill_rows_init, from_cpu_vec, vec_written_by, Conv2dSpec, Element, Pool2dSpec,
+};
 use crate::{Error, Result};
 
 /// Images per partial weight gradient. The batch is cut into fixed chunks of this size, each
@@ -66,13 +69,7 @@ pub fn conv2d(
     same_kind(CTX, "weight", x, weight)?;
     if let Some(b) = bias {
         same_kind(CTX, "bias", x, b)?;
-        if b.dims() != [g.o] {
-            return Err(Error::ShapeMismatch {
-                context: format!("{CTX}: bias"),
-                expected: vec![g.o],
-                found: b.dims().to_vec(),
-            });
-        }
+        check_bias(CTX, b, &g)?;
     }
     if !x.device().is_cpu() {
         return conv2d_device(x, weight, bias, spec, &g);
@@ -80,6 +77,43 @@ pub fn conv2d(
     match dtype {
         DType::F32 => conv2d_cpu::<f32>(x, weight, bias, &g),
         _ => conv2d_cpu::<f64>(x, weight, bias, &g),
+    }
+}
+
+/// `max_pool2d(relu(conv2d(x, weight, bias, spec)), pool)` with no intermediate tensor: each
+/// image's convolution output goes into a per-task buffer that is pooled (rectified, as
+/// [`max_pool2d_of_relu`](super::pool::max_pool2d_of_relu)) while it is still in cache, so
+/// the convolution's output, the largest activation of most CNNs, is never written to
+/// memory, nor read back by the ReLU and the pool.
+///
+/// The values are those of the three operators in sequence, element for element (the same
+/// kernels run on the same data). A forward pass that keeps no intermediate values
+/// ([`Model::forward`](crate::Model::forward)) uses it where a convolution feeds only a ReLU
+/// that feeds only a max pool. Arguments and errors are those of [`conv2d`] and of
+/// [`max_pool2d`](super::pool::max_pool2d) for the convolution's output shape; on devices
+/// other than the CPU the three operators run one after the other.
+pub fn conv2d_relu_max_pool2d(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    spec: &Conv2dSpec,
+    pool: &Pool2dSpec,
+) -> Result<Tensor> {
+    const CTX: &str = "conv2d_relu_max_pool2d";
+    let g = ConvGeom::new(CTX, x.dims(), weight.dims(), spec)?;
+    let pooling = MaxPoolOfRelu::new(CTX, &g.output_dims(), pool)?;
+    if !x.device().is_cpu() {
+        return max_pool2d_of_relu(&conv2d(x, weight, bias, spec)?, pool);
+    }
+    let dtype = float_dtype(CTX, "input", x)?;
+    same_kind(CTX, "weight", x, weight)?;
+    if let Some(b) = bias {
+        same_kind(CTX, "bias", x, b)?;
+        check_bias(CTX, b, &g)?;
+    }
+    match dtype {
+        DType::F32 => conv2d_pooled_cpu::<f32>(x, weight, bias, &g, &pooling),
+        _ => conv2d_pooled_cpu::<f64>(x, weight, bias, &g, &pooling),
     }
 }
 
@@ -389,6 +423,18 @@ pub(crate) fn same_kind(ctx: &str, what: &str, reference: &Tensor, other: &Tenso
     Ok(())
 }
 
+/// Checks that the bias has one element per output channel.
+fn check_bias(ctx: &str, bias: &Tensor, g: &ConvGeom) -> Result<()> {
+    if bias.dims() != [g.o] {
+        return Err(Error::ShapeMismatch {
+            context: format!("{ctx}: bias"),
+            expected: vec![g.o],
+            found: bias.dims().to_vec(),
+        });
+    }
+    Ok(())
+}
+
 fn to_cpu(t: &Tensor) -> Result<Tensor> {
     Ok(t.to_device(&Device::Cpu)?)
 }
@@ -444,6 +490,25 @@ fn conv2d_cpu<T: Element>(
     from_cpu_vec(out, g.output_dims().to_vec())
 }
 
+fn conv2d_pooled_cpu<T: Element>(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    g: &ConvGeom,
+    pooling: &MaxPoolOfRelu,
+) -> Result<Tensor> {
+    let bias: Option<Vec<T>> =
+        bias.map(|b| cpu_slice::<T, _>(b, |s| Ok(s.to_vec()))).transpose()?;
+    let out = cpu_slice::<T, _>(x, |xs| {
+        cpu_slice::<T, _>(weight, |ws| {
+            Ok(forward_kernel_then(xs, ws, bias.as_deref(), g, pooling.output_image(), |y, d| {
+                pooling.image(y, d)
+            }))
+        })
+    })?;
+    from_cpu_vec(out, pooling.output_dims().to_vec())
+}
+
 fn input_vjp_cpu<T: Element>(grad_out: &Tensor, weight: &Tensor, g: &ConvGeom) -> Result<Tensor> {
     let dx = cpu_slice::<T, _>(grad_out, |gs| {
         cpu_slice::<T, _>(weight, |ws| Ok(input_vjp_kernel(gs, ws, g)))
@@ -493,6 +558,52 @@ fn forward_kernel<T: Element>(x: &[T], w: &[T], bias: Option<&[T]>, g: &ConvGeom
     // SAFETY: the output is cut into whole images and `forward_image` initializes every
     // element of its image.
     unsafe { vec_written_by(len, write) }
+}
+
+/// [`forward_kernel`], with each image's output computed into a per-task buffer and handed
+/// to `epilogue`, which writes the image's `out_image` elements of the result.
+fn forward_kernel_then<T: Element>(
+    x: &[T],
+    w: &[T],
+    bias: Option<&[T]>,
+    g: &ConvGeom,
+    out_image: usize,
+    epilogue: impl Fn(&[T], &mut [T]) + Sync,
+) -> Vec<T> {
+    let mut out = vec![T::zero(); g.n * out_image];
+    if out.is_empty() {
+        return out;
+    }
+    let transposed = g.channels_last_product().then(|| transposed_groups(w, g));
+    let w = transposed.as_deref().unwrap_or(w);
+    let in_img = g.input_image();
+    let image = |i: usize| &x[i * in_img..(i + 1) * in_img];
+    let t_len = if g.channels_last_product() { g.og * g.p() } else { 0 };
+    let buffers = || {
+        let y = vec![MaybeUninit::uninit(); g.output_image()];
+        (vec![T::zero(); g.col_len()], vec![T::zero(); t_len], y)
+    };
+    let run = |(col, t, y): &mut (Vec<T>, Vec<T>, Vec<MaybeUninit<T>>),
+               i: usize,
+               dst: &mut [T],
+               par: Parallelism| {
+        forward_image(image(i), w, bias, g, col, t, y, par);
+        // SAFETY: `forward_image` initializes every element of its image; MaybeUninit<T>
+        // has T's layout.
+        let y = unsafe { &*(y.as_slice() as *const [MaybeUninit<T>] as *const [T]) };
+        epilogue(y, dst);
+    };
+    if g.batch_parallel() {
+        out.par_chunks_mut(out_image)
+            .enumerate()
+            .for_each_init(buffers, |bufs, (i, dst)| run(bufs, i, dst, Parallelism::None));
+    } else {
+        let mut bufs = buffers();
+        for (i, dst) in out.chunks_mut(out_image).enumerate() {
+            run(&mut bufs, i, dst, Parallelism::Rayon(0));
+        }
+    }
+    out
 }
 
 /// Each group's weight `[O/G, K]` transposed to `[K, O/G]` (row-major), groups in order.

@@ -611,31 +611,68 @@ fn pool_forward<T: Element>(x: &Tensor, g: &PoolGeom, kind: PoolKind) -> Result<
     let grid = Grid::new(g);
     let out = cpu_slice::<T, _>(x, |xs| {
         let mut out = vec![T::zero(); g.n * g.c * out_plane];
-        out.par_chunks_mut(out_plane).zip(xs.par_chunks(plane)).for_each(|(y, src)| {
-            match kind {
-                PoolKind::Max if g.is_plain_2x2() => {
-                    return max_pool_2x2_plane(src, g.w, y, g.ow, |v| v)
-                }
-                PoolKind::MaxOfRelu if g.is_plain_2x2() => {
-                    return max_pool_2x2_plane(src, g.w, y, g.ow, rectified)
-                }
-                _ => {}
-            }
-            for (yrow, &rows) in y.chunks_exact_mut(g.ow).zip(&grid.rows) {
-                for (yv, &cols) in yrow.iter_mut().zip(&grid.cols) {
-                    *yv = match kind {
-                        PoolKind::Max => window_max(src, g.w, rows, cols, |v| v),
-                        PoolKind::MaxOfRelu => window_max(src, g.w, rows, cols, rectified),
-                        PoolKind::Avg => {
-                            window_sum(src, g.w, rows, cols) / grid.divisor::<T>(rows, cols)
-                        }
-                    };
-                }
-            }
-        });
+        out.par_chunks_mut(out_plane)
+            .zip(xs.par_chunks(plane))
+            .for_each(|(y, src)| pool_plane(g, &grid, kind, src, y));
         Ok(out)
     })?;
     from_cpu_vec(out, g.output_dims().to_vec())
+}
+
+/// Pools one `H x W` plane `src` into the `OH x OW` plane `y`.
+fn pool_plane<T: Element>(g: &PoolGeom, grid: &Grid, kind: PoolKind, src: &[T], y: &mut [T]) {
+    match kind {
+        PoolKind::Max if g.is_plain_2x2() => return max_pool_2x2_plane(src, g.w, y, g.ow, |v| v),
+        PoolKind::MaxOfRelu if g.is_plain_2x2() => {
+            return max_pool_2x2_plane(src, g.w, y, g.ow, rectified)
+        }
+        _ => {}
+    }
+    for (yrow, &rows) in y.chunks_exact_mut(g.ow).zip(&grid.rows) {
+        for (yv, &cols) in yrow.iter_mut().zip(&grid.cols) {
+            *yv = match kind {
+                PoolKind::Max => window_max(src, g.w, rows, cols, |v| v),
+                PoolKind::MaxOfRelu => window_max(src, g.w, rows, cols, rectified),
+                PoolKind::Avg => window_sum(src, g.w, rows, cols) / grid.divisor::<T>(rows, cols),
+            };
+        }
+    }
+}
+
+/// [`max_pool2d_of_relu`] prepared for callers that produce their input one image at a time
+/// and pool it while it is still in cache (`ops::conv::conv2d_relu_max_pool2d`): the
+/// geometry is validated once, then [`image`](Self::image) pools each image.
+pub(crate) struct MaxPoolOfRelu {
+    g: PoolGeom,
+    grid: Grid,
+}
+
+impl MaxPoolOfRelu {
+    /// Validates `spec` for an input of shape `dims` (`[N, C, H, W]`), with the errors of
+    /// [`max_pool2d_of_relu`].
+    pub(crate) fn new(ctx: &str, dims: &[usize], spec: &Pool2dSpec) -> Result<Self> {
+        let g = PoolGeom::windowed(ctx, dims, spec)?;
+        Ok(MaxPoolOfRelu { grid: Grid::new(&g), g })
+    }
+
+    /// `[N, C, OH, OW]`.
+    pub(crate) fn output_dims(&self) -> [usize; 4] {
+        self.g.output_dims()
+    }
+
+    /// Elements of one pooled image (`C * OH * OW`).
+    pub(crate) fn output_image(&self) -> usize {
+        self.g.c * self.g.oh * self.g.ow
+    }
+
+    /// Pools the `C` planes of one image `src` (`C * H * W` elements) into `y`
+    /// ([`output_image`](Self::output_image) elements).
+    pub(crate) fn image<T: Element>(&self, src: &[T], y: &mut [T]) {
+        let (plane, out_plane) = (self.g.h * self.g.w, self.g.oh * self.g.ow);
+        for (y, src) in y.chunks_exact_mut(out_plane).zip(src.chunks_exact(plane)) {
+            pool_plane(&self.g, &self.grid, PoolKind::MaxOfRelu, src, y);
+        }
+    }
 }
 
 /// The max-pool VJP on the CPU; with `relu`, followed by the ReLU's VJP (see
