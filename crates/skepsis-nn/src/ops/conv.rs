@@ -82,9 +82,9 @@ pub fn conv2d(
 
 /// `max_pool2d(relu(conv2d(x, weight, bias, spec)), pool)` with no intermediate tensor: each
 /// image's convolution output goes into a per-task buffer that is pooled (rectified, as
-/// [`max_pool2d_of_relu`](super::pool::max_pool2d_of_relu)) while it is still in cache, so
-/// the convolution's output, the largest activation of most CNNs, is never written to
-/// memory, nor read back by the ReLU and the pool.
+/// [`max_pool2d_of_relu`]) while it is still in cache, so the convolution's output, the
+/// largest activation of most CNNs, is never written to memory, nor read back by the ReLU
+/// and the pool.
 ///
 /// The values are those of the three operators in sequence, element for element (the same
 /// kernels run on the same data). A forward pass that keeps no intermediate values
