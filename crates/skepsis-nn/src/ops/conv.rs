@@ -27,6 +27,7 @@
 //! operands to the CPU, run the kernels here and copy the result back. That is always correct
 //! but pays two transfers per call; a native GPU path can replace it without changing the API.
 
+use std::borrow::Cow;
 use std::mem::MaybeUninit;
 
 use candle_core::{DType, Device, Tensor};
@@ -533,13 +534,11 @@ fn forward_kernel<T: Element>(x: &[T], w: &[T], bias: Option<&[T]>, g: &ConvGeom
     if len == 0 {
         return Vec::new();
     }
-    // The channels-last product reads each group's weight transposed; the direct one as is.
-    let transposed = g.channels_last_product().then(|| transposed_groups(w, g));
-    let w = transposed.as_deref().unwrap_or(w);
+    let w = forward_weight(w, g);
+    let w = w.as_ref();
     let in_img = g.input_image();
     let image = |i: usize| &x[i * in_img..(i + 1) * in_img];
-    let t_len = if g.channels_last_product() { g.og * g.p() } else { 0 };
-    let buffers = || (vec![T::zero(); g.col_len()], vec![T::zero(); t_len]);
+    let buffers = || forward_buffers::<T>(g);
     let write = |out: &mut [MaybeUninit<T>]| {
         if g.batch_parallel() {
             out.par_chunks_mut(g.output_image()).enumerate().for_each_init(
@@ -574,14 +573,13 @@ fn forward_kernel_then<T: Element>(
     if out.is_empty() {
         return out;
     }
-    let transposed = g.channels_last_product().then(|| transposed_groups(w, g));
-    let w = transposed.as_deref().unwrap_or(w);
+    let w = forward_weight(w, g);
+    let w = w.as_ref();
     let in_img = g.input_image();
     let image = |i: usize| &x[i * in_img..(i + 1) * in_img];
-    let t_len = if g.channels_last_product() { g.og * g.p() } else { 0 };
     let buffers = || {
-        let y = vec![MaybeUninit::uninit(); g.output_image()];
-        (vec![T::zero(); g.col_len()], vec![T::zero(); t_len], y)
+        let (col, t) = forward_buffers::<T>(g);
+        (col, t, vec![MaybeUninit::uninit(); g.output_image()])
     };
     let run = |(col, t, y): &mut (Vec<T>, Vec<T>, Vec<MaybeUninit<T>>),
                i: usize,
@@ -604,6 +602,22 @@ fn forward_kernel_then<T: Element>(
         }
     }
     out
+}
+
+/// The weight as [`forward_image`] reads it: each group transposed for the channels-last
+/// product ([`transposed_groups`]), as stored for the direct one.
+fn forward_weight<'a, T: Element>(w: &'a [T], g: &ConvGeom) -> Cow<'a, [T]> {
+    if g.channels_last_product() {
+        Cow::Owned(transposed_groups(w, g))
+    } else {
+        Cow::Borrowed(w)
+    }
+}
+
+/// One task's scratch for [`forward_image`]: the column matrix and the channels-last product.
+fn forward_buffers<T: Element>(g: &ConvGeom) -> (Vec<T>, Vec<T>) {
+    let t_len = if g.channels_last_product() { g.og * g.p() } else { 0 };
+    (vec![T::zero(); g.col_len()], vec![T::zero(); t_len])
 }
 
 /// Each group's weight `[O/G, K]` transposed to `[K, O/G]` (row-major), groups in order.
