@@ -515,7 +515,6 @@ impl Model {
     }
 }
 
-/// Wraps an error with the node it happened at.
 /// A step of [`Model::forward`] that runs several nodes at once (see `Model::fusion_at`).
 enum Fusion<'a> {
     /// Convolution, ReLU and max pool: [`conv2d_relu_max_pool2d`](crate::ops::conv::conv2d_relu_max_pool2d).
@@ -532,6 +531,7 @@ enum Fusion<'a> {
     None,
 }
 
+/// Wraps an error with the node it happened at.
 pub(crate) fn at_node(node: &str, e: Error) -> Error {
     match e {
         // Already names its node.

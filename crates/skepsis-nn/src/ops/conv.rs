@@ -92,7 +92,7 @@ pub fn conv2d(
 /// ([`Model::forward`](crate::Model::forward)) uses it where a convolution feeds only a ReLU
 /// that feeds only a max pool. Arguments and errors are those of [`conv2d`] and of
 /// [`max_pool2d`](super::pool::max_pool2d) for the convolution's output shape; on devices
-/// other than the CPU the three operators run one after the other.
+/// other than the CPU the convolution runs first and its whole output is then pooled.
 pub fn conv2d_relu_max_pool2d(
     x: &Tensor,
     weight: &Tensor,
