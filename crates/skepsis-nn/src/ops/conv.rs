@@ -66,12 +66,7 @@ pub fn conv2d(
 ) -> Result<Tensor> {
     const CTX: &str = "conv2d";
     let g = ConvGeom::new(CTX, x.dims(), weight.dims(), spec)?;
-    let dtype = float_dtype(CTX, "input", x)?;
-    same_kind(CTX, "weight", x, weight)?;
-    if let Some(b) = bias {
-        same_kind(CTX, "bias", x, b)?;
-        check_bias(CTX, b, &g)?;
-    }
+    let dtype = check_operands(CTX, x, weight, bias, &g)?;
     if !x.device().is_cpu() {
         return conv2d_device(x, weight, bias, spec, &g);
     }
@@ -103,14 +98,9 @@ pub fn conv2d_relu_max_pool2d(
     const CTX: &str = "conv2d_relu_max_pool2d";
     let g = ConvGeom::new(CTX, x.dims(), weight.dims(), spec)?;
     let pooling = MaxPoolOfRelu::new(CTX, &g.output_dims(), pool)?;
+    let dtype = check_operands(CTX, x, weight, bias, &g)?;
     if !x.device().is_cpu() {
         return max_pool2d_of_relu(&conv2d(x, weight, bias, spec)?, pool);
-    }
-    let dtype = float_dtype(CTX, "input", x)?;
-    same_kind(CTX, "weight", x, weight)?;
-    if let Some(b) = bias {
-        same_kind(CTX, "bias", x, b)?;
-        check_bias(CTX, b, &g)?;
     }
     match dtype {
         DType::F32 => conv2d_pooled_cpu::<f32>(x, weight, bias, &g, &pooling),
@@ -424,16 +414,28 @@ pub(crate) fn same_kind(ctx: &str, what: &str, reference: &Tensor, other: &Tenso
     Ok(())
 }
 
-/// Checks that the bias has one element per output channel.
-fn check_bias(ctx: &str, bias: &Tensor, g: &ConvGeom) -> Result<()> {
-    if bias.dims() != [g.o] {
-        return Err(Error::ShapeMismatch {
-            context: format!("{ctx}: bias"),
-            expected: vec![g.o],
-            found: bias.dims().to_vec(),
-        });
+/// Checks the forward operands: a float input, the weight and bias of its dtype and device,
+/// one bias element per output channel. Returns the dtype.
+fn check_operands(
+    ctx: &str,
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    g: &ConvGeom,
+) -> Result<DType> {
+    let dtype = float_dtype(ctx, "input", x)?;
+    same_kind(ctx, "weight", x, weight)?;
+    if let Some(b) = bias {
+        same_kind(ctx, "bias", x, b)?;
+        if b.dims() != [g.o] {
+            return Err(Error::ShapeMismatch {
+                context: format!("{ctx}: bias"),
+                expected: vec![g.o],
+                found: b.dims().to_vec(),
+            });
+        }
     }
-    Ok(())
+    Ok(dtype)
 }
 
 fn to_cpu(t: &Tensor) -> Result<Tensor> {
