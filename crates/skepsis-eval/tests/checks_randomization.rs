@@ -77,9 +77,13 @@ fn gradient_cascading_spearman_falls_and_the_random_map_sits_near_zero() {
     // Trained vs trained: identical maps.
     assert_eq!(gradient[0], 1.0);
     // Randomizing the logits layer changes the map clearly, and the cascade keeps lowering it.
+    // Near the bottom the maps are nearly unrelated to the original: the standard error of a
+    // 32-image mean Spearman of unrelated 784-pixel maps is about 1/sqrt(784 * 32) = 0.006,
+    // and adjacent steps may wobble by that much either way (the trained weights, and with
+    // them these curves, move with the rounding of the kernels that trained them).
     assert!(gradient[1] < 0.5, "{gradient:?}");
     for k in 2..5 {
-        assert!(gradient[k] <= gradient[k - 1] + 0.005, "{gradient:?}");
+        assert!(gradient[k] <= gradient[k - 1] + 0.012, "{gradient:?}");
     }
     assert!(gradient[4] < gradient[1] - 0.02, "{gradient:?}");
     // Two independent random maps are unrelated.

@@ -141,6 +141,13 @@ fn cases() -> Vec<Case> {
         // and 30 positions: the channels-last input VJP (asymmetric padding; grouped).
         case(2, 4, 5, 6, 3, [2, 2], [1, 1], [1, 0, 2, 1], [1, 1], 1, true),
         case(2, 8, 4, 5, 4, [2, 2], [1, 1], [1; 4], [1, 1], 2, false),
+        // 16 and 32 channels on either side, unit strides, one group, a batch of 3: the
+        // direct correlation (f32 on AVX-512) for the forward pass and the input VJP, with
+        // paddings below the kernel size on every side (asymmetric) and 48 = 32 + 16 output
+        // channels (two tile widths).
+        case(3, 16, 4, 5, 32, [2, 3], [1, 1], [1, 0, 2, 1], [1, 1], 1, true),
+        case(3, 32, 3, 4, 16, [3, 3], [1, 1], [2, 2, 0, 1], [1, 1], 1, false),
+        case(3, 16, 3, 3, 48, [3, 1], [1, 1], [1; 4], [1, 1], 1, true),
     ]
 }
 
@@ -384,6 +391,47 @@ fn results_do_not_depend_on_the_thread_count() {
     rel_close(&dx3, &dx1, 1e-6, "input vjp");
     // The weight gradient is reduced in fixed chunks and fixed order.
     assert_eq!(dw1, dw3, "weight vjp must be bitwise independent of the thread count");
+}
+
+/// The geometries the direct correlation takes in f32 (where the machine has AVX-512), each
+/// run in a one-thread and a two-thread pool (the correlation runs one image per task), against
+/// the float64 kernels (themselves checked against the naive loop and finite differences).
+#[test]
+fn direct_correlation_geometries_match_float64() {
+    let geometries = [
+        // The SC CNN's conv1 and conv2 (conv1's input VJP, 1 channel, stays with gemm).
+        case(2, 1, 28, 28, 32, [5, 5], [1, 1], [2; 4], [1, 1], 1, true),
+        case(2, 32, 14, 14, 64, [5, 5], [1, 1], [2; 4], [1, 1], 1, true),
+        // Tile widths 64 + 32 + 16 channels; 3x3 with padding 1; no padding at all.
+        case(3, 16, 9, 7, 112, [3, 3], [1, 1], [1; 4], [1, 1], 1, false),
+        case(2, 48, 6, 5, 16, [2, 2], [1, 1], [0; 4], [1, 1], 1, true),
+        // Padding as large as the kernel: the forward pass is direct, the input VJP is not.
+        case(2, 16, 4, 4, 16, [2, 2], [1, 1], [2, 0, 0, 2], [1, 1], 1, true),
+    ];
+    for (idx, cs) in geometries.iter().enumerate() {
+        let ops = operands(cs, 700 + idx as u64);
+        let [oh, ow] = cs.out_hw();
+        let g = Rng(800 + idx as u64).vec(cs.n * cs.o * oh * ow);
+        let spec = cs.spec();
+        let (x, w) = (tensor(ops.x.clone(), &cs.x_dims()), tensor(ops.w.clone(), &cs.w_dims()));
+        let b = ops.b.clone().map(|b| tensor(b, &[cs.o]));
+        let gt = tensor(g, &[cs.n, cs.o, oh, ow]);
+        let y64 = values(&conv2d(&x, &w, b.as_ref(), &spec).unwrap());
+        let dx64 = values(&conv2d_input_vjp(&gt, &w, &cs.x_dims(), &spec).unwrap());
+        let f32 = |t: &Tensor| t.to_dtype(DType::F32).unwrap();
+        let (x32, w32, g32, b32) = (f32(&x), f32(&w), f32(&gt), b.as_ref().map(f32));
+        for threads in [1, 2] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let (y, dx) = pool.install(|| {
+                let y = conv2d(&x32, &w32, b32.as_ref(), &spec).unwrap();
+                let dx = conv2d_input_vjp(&g32, &w32, &cs.x_dims(), &spec).unwrap();
+                (values(&y), values(&dx))
+            });
+            let what = format!("case {idx} {cs:?}, {threads} thread(s)");
+            assert_close(&y, &y64, 1e-5, &format!("forward, {what}"));
+            assert_close(&dx, &dx64, 1e-5, &format!("input vjp, {what}"));
+        }
+    }
 }
 
 #[test]

@@ -3,10 +3,11 @@
 //! candle 0.11's CPU convolution is several times slower than PyTorch's and its max-pool
 //! backward scales the gradient instead of routing it to the maximum, so convolution
 //! (forward, input vector-Jacobian product, weight gradient) and pooling (forward and VJP)
-//! live here: im2col + the `gemm` crate on the CPU, parallel over the batch with rayon;
-//! candle's kernels on other devices.
+//! live here: im2col + the `gemm` crate on the CPU (or a direct AVX-512 correlation, `direct`,
+//! where it is faster), parallel over the batch with rayon; candle's kernels on other devices.
 
 pub mod conv;
+mod direct;
 pub mod linear;
 mod matmul;
 pub mod pointwise;

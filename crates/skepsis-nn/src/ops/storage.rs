@@ -5,6 +5,7 @@ use std::mem::MaybeUninit;
 
 use candle_core::{Device, Shape, Storage, Tensor, WithDType};
 
+use super::direct::Correlation;
 use crate::{Error, Result};
 
 /// The float types our kernels are written for (f32 and f64).
@@ -26,9 +27,29 @@ pub(crate) trait Element: WithDType + num_traits::Float + Send + Sync + 'static 
     ) -> usize {
         0
     }
+
+    /// Whether [`Element::correlate`] has a vector kernel for `shape` on this machine that
+    /// beats im2col + `gemm` (the convolutions then use it).
+    fn vector_correlation(_shape: &Correlation) -> bool {
+        false
+    }
+
+    /// The direct correlation of [`super::direct`] (its plain loop unless this type has a
+    /// vector kernel).
+    fn correlate(shape: &Correlation, x: &[Self], w: &[Self], y: &mut [Self]) {
+        super::direct::correlate_scalar(shape, x, w, y)
+    }
 }
 
 impl Element for f32 {
+    fn vector_correlation(shape: &Correlation) -> bool {
+        shape.pays_off()
+    }
+
+    fn correlate(shape: &Correlation, x: &[f32], w: &[f32], y: &mut [f32]) {
+        super::direct::correlate(shape, x, w, y)
+    }
+
     #[inline(always)]
     fn keep_if(self, keep: u8) -> Self {
         f32::from_bits(self.to_bits() & u32::from(keep & 1).wrapping_neg())
