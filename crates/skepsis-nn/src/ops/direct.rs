@@ -22,12 +22,9 @@
 //! tiles of up to 12 positions x 32 or 16 channels. Each row is cut into tiles of nearly equal
 //! width (14 positions: 5 + 5 + 4 or 7 + 7).
 //!
-//! The vector kernel needs f32, AVX-512 (detected at run time through `pulp`) and an output
-//! channel count that is a multiple of 16; [`correlate`] falls back to a plain loop otherwise,
-//! so its result never depends on the machine beyond rounding.
-
-use pulp::x86::V4;
-use pulp::{f32x16, NullaryFnOnce};
+//! The vector kernel needs f32, x86-64 with AVX-512 (detected at run time through `pulp`) and
+//! an output channel count that is a multiple of 16; [`correlate`] falls back to a plain loop
+//! otherwise, so its result never depends on the machine beyond rounding.
 
 use super::Element;
 
@@ -78,7 +75,7 @@ impl Correlation {
     /// only long one per tap (the SC CNN's conv1, one input channel, took 2.8 ms per 64 images
     /// against gemm's 1.2 ms; conv2, 32 channels, 8.9 ms against 10.8 ms, one thread).
     pub fn pays_off(&self) -> bool {
-        self.out_ch % LANES == 0 && self.in_ch >= LANES && V4::try_new().is_some()
+        self.out_ch % LANES == 0 && self.in_ch >= LANES && avx512::available()
     }
 }
 
@@ -88,11 +85,8 @@ impl Correlation {
 pub(crate) fn correlate(shape: &Correlation, x: &[f32], w: &[f32], y: &mut [f32]) {
     debug_assert_eq!((x.len(), w.len(), y.len()), lengths(shape));
     let empty = shape.rows == 0 || shape.cols == 0 || shape.out_ch == 0;
-    match V4::try_new() {
-        Some(simd) if shape.out_ch % LANES == 0 && !empty => {
-            simd.vectorize(Tiles { simd, shape, x, w, y });
-        }
-        _ => correlate_scalar(shape, x, w, y),
+    if empty || shape.out_ch % LANES != 0 || !avx512::correlate(shape, x, w, y) {
+        correlate_scalar(shape, x, w, y);
     }
 }
 
@@ -121,130 +115,165 @@ fn lengths(shape: &Correlation) -> (usize, usize, usize) {
     (shape.input_len(), shape.weight_len(), shape.output_len())
 }
 
-/// The vector kernel, run inside `V4::vectorize` so that it is compiled with AVX-512.
-struct Tiles<'a> {
-    simd: V4,
-    shape: &'a Correlation,
-    x: &'a [f32],
-    w: &'a [f32],
-    y: &'a mut [f32],
-}
+/// The AVX-512 kernel, detected at run time (x86-64 only).
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use pulp::x86::V4;
+    use pulp::{f32x16, NullaryFnOnce};
 
-impl NullaryFnOnce for Tiles<'_> {
-    type Output = ();
+    use super::{Correlation, LANES};
 
-    #[inline(always)]
-    fn call(self) {
-        let Tiles { simd, shape, x, w, y } = self;
-        let mut ob = 0;
-        while ob < shape.out_ch {
-            let left = shape.out_ch - ob;
-            let nv = if left >= 4 * LANES {
-                4
-            } else if left >= 2 * LANES {
-                2
-            } else {
-                1
-            };
-            // 24 accumulators at most (of AVX-512's 32 registers; the rest hold the weights
-            // and the broadcast value).
-            let widest = if nv == 4 { 6 } else { 12 };
-            for i in 0..shape.rows {
-                let tiles = shape.cols.div_ceil(widest);
-                let mut j = 0;
-                for t in 0..tiles {
-                    // Nearly equal widths: the first `cols % tiles` tiles one wider.
-                    let np = shape.cols / tiles + usize::from(t < shape.cols % tiles);
-                    let at = Tile { simd, shape, x, w, i, j, ob };
-                    match (nv, np) {
-                        (4, 6) => at.run::<6, 4>(y),
-                        (4, 5) => at.run::<5, 4>(y),
-                        (4, 4) => at.run::<4, 4>(y),
-                        (4, 3) => at.run::<3, 4>(y),
-                        (4, 2) => at.run::<2, 4>(y),
-                        (4, _) => at.run::<1, 4>(y),
-                        (_, 12) => at.run_narrow::<12>(nv, y),
-                        (_, 11) => at.run_narrow::<11>(nv, y),
-                        (_, 10) => at.run_narrow::<10>(nv, y),
-                        (_, 9) => at.run_narrow::<9>(nv, y),
-                        (_, 8) => at.run_narrow::<8>(nv, y),
-                        (_, 7) => at.run_narrow::<7>(nv, y),
-                        (_, 6) => at.run_narrow::<6>(nv, y),
-                        (_, 5) => at.run_narrow::<5>(nv, y),
-                        (_, 4) => at.run_narrow::<4>(nv, y),
-                        (_, 3) => at.run_narrow::<3>(nv, y),
-                        (_, 2) => at.run_narrow::<2>(nv, y),
-                        (_, _) => at.run_narrow::<1>(nv, y),
+    /// Whether this machine has the AVX-512 subset `pulp`'s `V4` stands for.
+    pub(super) fn available() -> bool {
+        V4::try_new().is_some()
+    }
+
+    /// Runs the tiles (`shape.out_ch` a positive multiple of 16); false without AVX-512.
+    pub(super) fn correlate(shape: &Correlation, x: &[f32], w: &[f32], y: &mut [f32]) -> bool {
+        let Some(simd) = V4::try_new() else { return false };
+        simd.vectorize(Tiles { simd, shape, x, w, y });
+        true
+    }
+
+    /// The vector kernel, run inside `V4::vectorize` so that it is compiled with AVX-512.
+    struct Tiles<'a> {
+        simd: V4,
+        shape: &'a Correlation,
+        x: &'a [f32],
+        w: &'a [f32],
+        y: &'a mut [f32],
+    }
+
+    impl NullaryFnOnce for Tiles<'_> {
+        type Output = ();
+
+        #[inline(always)]
+        fn call(self) {
+            let Tiles { simd, shape, x, w, y } = self;
+            let mut ob = 0;
+            while ob < shape.out_ch {
+                let left = shape.out_ch - ob;
+                let nv = if left >= 4 * LANES {
+                    4
+                } else if left >= 2 * LANES {
+                    2
+                } else {
+                    1
+                };
+                // 24 accumulators at most (of AVX-512's 32 registers; the rest hold the weights
+                // and the broadcast value).
+                let widest = if nv == 4 { 6 } else { 12 };
+                for i in 0..shape.rows {
+                    let tiles = shape.cols.div_ceil(widest);
+                    let mut j = 0;
+                    for t in 0..tiles {
+                        // Nearly equal widths: the first `cols % tiles` tiles one wider.
+                        let np = shape.cols / tiles + usize::from(t < shape.cols % tiles);
+                        let at = Tile { simd, shape, x, w, i, j, ob };
+                        match (nv, np) {
+                            (4, 6) => at.run::<6, 4>(y),
+                            (4, 5) => at.run::<5, 4>(y),
+                            (4, 4) => at.run::<4, 4>(y),
+                            (4, 3) => at.run::<3, 4>(y),
+                            (4, 2) => at.run::<2, 4>(y),
+                            (4, _) => at.run::<1, 4>(y),
+                            (_, 12) => at.run_narrow::<12>(nv, y),
+                            (_, 11) => at.run_narrow::<11>(nv, y),
+                            (_, 10) => at.run_narrow::<10>(nv, y),
+                            (_, 9) => at.run_narrow::<9>(nv, y),
+                            (_, 8) => at.run_narrow::<8>(nv, y),
+                            (_, 7) => at.run_narrow::<7>(nv, y),
+                            (_, 6) => at.run_narrow::<6>(nv, y),
+                            (_, 5) => at.run_narrow::<5>(nv, y),
+                            (_, 4) => at.run_narrow::<4>(nv, y),
+                            (_, 3) => at.run_narrow::<3>(nv, y),
+                            (_, 2) => at.run_narrow::<2>(nv, y),
+                            (_, _) => at.run_narrow::<1>(nv, y),
+                        }
+                        j += np;
                     }
-                    j += np;
                 }
+                ob += nv * LANES;
             }
-            ob += nv * LANES;
-        }
-    }
-}
-
-/// One register tile: positions `j .. j + NP` of output row `i`, output channels
-/// `ob .. ob + NV * 16`.
-#[derive(Clone, Copy)]
-struct Tile<'a> {
-    simd: V4,
-    shape: &'a Correlation,
-    x: &'a [f32],
-    w: &'a [f32],
-    i: usize,
-    j: usize,
-    ob: usize,
-}
-
-impl Tile<'_> {
-    #[inline(always)]
-    fn run_narrow<const NP: usize>(self, nv: usize, y: &mut [f32]) {
-        if nv == 2 {
-            self.run::<NP, 2>(y)
-        } else {
-            self.run::<NP, 1>(y)
         }
     }
 
-    #[inline(always)]
-    fn run<const NP: usize, const NV: usize>(self, y: &mut [f32]) {
-        let Tile { simd, shape, x, w, i, j, ob } = self;
-        let (pc, cout, row_len) = (shape.padded_cols(), shape.out_ch, shape.padded_row());
-        let per_tap = shape.in_ch * cout;
-        let mut acc = [[simd.splat_f32x16(0.0); NV]; NP];
-        for p in 0..shape.kh {
-            let row = &x[(i + p) * row_len..][..row_len];
-            for q in 0..shape.kw {
-                let taps = &w[(p * shape.kw + q) * per_tap..][..per_tap];
-                for (line, wrow) in row.chunks_exact(pc).zip(taps.chunks_exact(cout)) {
-                    let xs = &line[j + q..][..NP];
-                    let wrow = &wrow[ob..][..NV * LANES];
-                    let wv: [f32x16; NV] = core::array::from_fn(|v| load(&wrow[v * LANES..]));
-                    for k in 0..NP {
-                        let b = simd.splat_f32x16(xs[k]);
-                        for v in 0..NV {
-                            acc[k][v] = simd.mul_add_f32x16(b, wv[v], acc[k][v]);
+    /// One register tile: positions `j .. j + NP` of output row `i`, output channels
+    /// `ob .. ob + NV * 16`.
+    #[derive(Clone, Copy)]
+    struct Tile<'a> {
+        simd: V4,
+        shape: &'a Correlation,
+        x: &'a [f32],
+        w: &'a [f32],
+        i: usize,
+        j: usize,
+        ob: usize,
+    }
+
+    impl Tile<'_> {
+        #[inline(always)]
+        fn run_narrow<const NP: usize>(self, nv: usize, y: &mut [f32]) {
+            if nv == 2 {
+                self.run::<NP, 2>(y)
+            } else {
+                self.run::<NP, 1>(y)
+            }
+        }
+
+        #[inline(always)]
+        fn run<const NP: usize, const NV: usize>(self, y: &mut [f32]) {
+            let Tile { simd, shape, x, w, i, j, ob } = self;
+            let (pc, cout, row_len) = (shape.padded_cols(), shape.out_ch, shape.padded_row());
+            let per_tap = shape.in_ch * cout;
+            let mut acc = [[simd.splat_f32x16(0.0); NV]; NP];
+            for p in 0..shape.kh {
+                let row = &x[(i + p) * row_len..][..row_len];
+                for q in 0..shape.kw {
+                    let taps = &w[(p * shape.kw + q) * per_tap..][..per_tap];
+                    for (line, wrow) in row.chunks_exact(pc).zip(taps.chunks_exact(cout)) {
+                        let xs = &line[j + q..][..NP];
+                        let wrow = &wrow[ob..][..NV * LANES];
+                        let wv: [f32x16; NV] = core::array::from_fn(|v| load(&wrow[v * LANES..]));
+                        for k in 0..NP {
+                            let b = simd.splat_f32x16(xs[k]);
+                            for v in 0..NV {
+                                acc[k][v] = simd.mul_add_f32x16(b, wv[v], acc[k][v]);
+                            }
                         }
                     }
                 }
             }
-        }
-        for (k, acc) in acc.iter().enumerate() {
-            let out = &mut y[(i * shape.cols + j + k) * cout + ob..][..NV * LANES];
-            for (dst, a) in out.chunks_exact_mut(LANES).zip(acc) {
-                dst.copy_from_slice(&pulp::cast::<f32x16, [f32; LANES]>(*a));
+            for (k, acc) in acc.iter().enumerate() {
+                let out = &mut y[(i * shape.cols + j + k) * cout + ob..][..NV * LANES];
+                for (dst, a) in out.chunks_exact_mut(LANES).zip(acc) {
+                    dst.copy_from_slice(&pulp::cast::<f32x16, [f32; LANES]>(*a));
+                }
             }
         }
     }
+
+    /// The first 16 elements of `s` as one vector.
+    #[inline(always)]
+    fn load(s: &[f32]) -> f32x16 {
+        let mut a = [0.0f32; LANES];
+        a.copy_from_slice(&s[..LANES]);
+        pulp::cast(a)
+    }
 }
 
-/// The first 16 elements of `s` as one vector.
-#[inline(always)]
-fn load(s: &[f32]) -> f32x16 {
-    let mut a = [0.0f32; LANES];
-    a.copy_from_slice(&s[..LANES]);
-    pulp::cast(a)
+/// No vector kernel off x86-64: [`correlate`] takes the plain loop.
+#[cfg(not(target_arch = "x86_64"))]
+mod avx512 {
+    use super::Correlation;
+
+    pub(super) fn available() -> bool {
+        false
+    }
+
+    pub(super) fn correlate(_: &Correlation, _: &[f32], _: &[f32], _: &mut [f32]) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]
