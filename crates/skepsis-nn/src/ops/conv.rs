@@ -450,7 +450,7 @@ impl ConvGeom {
 /// How a convolution's per-image product is taken on the CPU.
 #[derive(Clone, Copy, Debug)]
 enum Product {
-    /// The direct correlation of a channels-last padded plane ([`super::direct`]).
+    /// The direct correlation of a padded copy of the image ([`super::direct`]).
     Direct(Correlation),
     /// im2col + `gemm`, with the product taken channels-last
     /// ([`ConvGeom::channels_last_product`], [`ConvGeom::channels_last_vjp`]).
