@@ -13,7 +13,7 @@ use std::sync::Arc;
 use candle_core::Tensor;
 
 use crate::model::{at_node, Node, ValueId};
-use crate::ops::pool;
+use crate::ops::{conv, pool};
 use crate::{Error, Layer, Model, Result, Trace};
 
 /// What a rule sees of the node it is applied to.
@@ -249,7 +249,8 @@ impl<'a> BackwardPass<'a> {
             if let Some((relu_input, r_in)) =
                 self.pool_after_relu(index, rules, &consumers, stop_value, &r_out)?
             {
-                // The ReLU's relevance is never formed, so the walk skips its node.
+                // The ReLU's relevance (and the convolution's, when the step covers it) is
+                // never formed, so the walk skips its node.
                 accumulate(&mut relevance, relu_input, r_in)?;
                 continue;
             }
@@ -307,6 +308,12 @@ impl BackwardPass<'_> {
     /// relevance at the ReLU's input, when both nodes take the gradient rule, the ReLU feeds
     /// nothing else and nobody asked for the relevance at its output; `None` otherwise.
     /// Same values as the two steps ([`pool::max_pool2d_relu_vjp`]), one pass less.
+    ///
+    /// When a convolution feeds that ReLU alone, also takes the gradient rule, its relevance
+    /// is not asked for either and its input's is (no parameter gradients wanted), the step
+    /// covers the convolution too and returns relevance at the convolution's input
+    /// ([`conv::conv2d_relu_max_pool2d_input_vjp`], which multiplies only the gradients the
+    /// pool routes with the weight).
     fn pool_after_relu(
         &self,
         index: usize,
@@ -320,17 +327,38 @@ impl BackwardPass<'_> {
         let [between] = nodes[index].inputs[..] else { return Ok(None) };
         let Some(relu) = between.node() else { return Ok(None) };
         let [relu_input] = nodes[relu].inputs[..] else { return Ok(None) };
+        // Whether the walk may skip node `k` (whose output is `value`, read by `reader`
+        // alone) under the gradient rule.
+        let skippable = |k: usize, value: ValueId, reader: usize| {
+            rules.get(k).is_gradient()
+                && consumers[value.0] == [reader]
+                && !self.keep_values
+                && stop_value != value
+        };
         let fusable = matches!(nodes[relu].layer, Layer::Relu)
             && rules.get(index).is_gradient()
-            && rules.get(relu).is_gradient()
-            && consumers[between.0] == [index]
-            && !self.keep_values
-            && stop_value != between
+            && skippable(relu, between, index)
             && (self.input_relevance || relu_input != ValueId::INPUT);
         if !fusable {
             return Ok(None);
         }
         let x = self.trace.value(between);
+        if let Some(conv) = relu_input.node() {
+            if let (Layer::Conv2d(c), [conv_input]) = (&nodes[conv].layer, &nodes[conv].inputs[..])
+            {
+                let covered = skippable(conv, relu_input, relu)
+                    && !self.parameter_gradients
+                    && (self.input_relevance || *conv_input != ValueId::INPUT);
+                if covered {
+                    let input_dims = self.trace.value(*conv_input).dims();
+                    let r_in = conv::conv2d_relu_max_pool2d_input_vjp(
+                        x, r_out, &c.weight, input_dims, &c.spec, spec,
+                    )
+                    .map_err(|e| at_node(&nodes[conv].name, e))?;
+                    return Ok(Some((*conv_input, r_in)));
+                }
+            }
+        }
         let r_in = pool::max_pool2d_relu_vjp(x, r_out, spec)
             .map_err(|e| at_node(&nodes[index].name, e))?;
         Ok(Some((relu_input, r_in)))

@@ -1,6 +1,7 @@
 //! The backward walk's fused step (a max pool and the ReLU that feeds it, both under the
-//! gradient rule) gives the values of the two steps, happens exactly when allowed, and
-//! leaves every other walk alone.
+//! gradient rule, and the convolution that feeds the ReLU where there is one) gives the
+//! values of the separate steps, happens exactly when allowed, and leaves every other walk
+//! alone.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -65,6 +66,26 @@ fn flat(t: &Tensor) -> Vec<f32> {
     t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
 }
 
+/// Asserts `|a - b| <= 1e-5 * max|b|` element-wise: the covered convolution sums its terms in
+/// another order.
+fn assert_close(a: &[f32], b: &[f32], what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}");
+    let scale = b.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!((x - y).abs() <= 1e-5 * scale, "{what}: element {i}: {x} vs {y}");
+    }
+}
+
+/// The convolutions that feed a ReLU feeding a max pool.
+fn conv_feeding_relu(model: &Model) -> Vec<usize> {
+    let nodes = model.nodes();
+    relu_feeding_pool(model)
+        .into_iter()
+        .filter_map(|r| nodes[r].inputs[0].node())
+        .filter(|&c| matches!(nodes[c].layer, Layer::Conv2d(_)))
+        .collect()
+}
+
 fn relu_feeding_pool(model: &Model) -> Vec<usize> {
     let nodes = model.nodes();
     (1..nodes.len())
@@ -85,13 +106,19 @@ fn fused_walks_equal_the_step_by_step_walk() -> Result<()> {
         let seed = Tensor::rand(-1f32, 1f32, trace.logits().dims(), &Device::Cpu)?;
         let step_by_step = rules(&model, Arc::new(PlainVjp), |_| true);
         let expected = BackwardPass::new(&model, &trace).rules(&step_by_step).run(&seed)?;
-        // The ReLUs are never walked on their own (they fail if they are).
+        // The ReLUs, and the convolutions before them, are never walked on their own (they
+        // fail if they are).
+        let convs = conv_feeding_relu(&model);
+        assert_eq!(convs.len(), 2, "{name}: two convolution -> ReLU -> max pool triples");
         let fused = rules(&model, Arc::new(MustBeFused), |l| matches!(l, Layer::Relu));
-        let fused = rules_with_fc_relu_plain(&model, fused);
+        let mut fused = rules_with_fc_relu_plain(&model, fused);
+        for &c in &convs {
+            fused.set(c, Arc::new(MustBeFused))?;
+        }
         let got = BackwardPass::new(&model, &trace).rules(&fused).run(&seed)?;
-        assert_eq!(flat(&got.relevance), flat(&expected.relevance), "{name}");
+        assert_close(&flat(&got.relevance), &flat(&expected.relevance), name);
         let plain = BackwardPass::new(&model, &trace).run(&seed)?;
-        assert_eq!(flat(&plain.relevance), flat(&expected.relevance), "{name}");
+        assert_eq!(flat(&plain.relevance), flat(&got.relevance), "{name}");
         // Parameter gradients (training) are unchanged too.
         let with_params = BackwardPass::new(&model, &trace).parameter_gradients().run(&seed)?;
         let reference = BackwardPass::new(&model, &trace)
@@ -142,6 +169,33 @@ fn no_fusion_where_the_relus_relevance_is_needed() -> Result<()> {
     let values = kept.values.expect("kept");
     let relu_out = values[relu + 1].as_ref().expect("relevance at the ReLU's output");
     assert_eq!(flat(relu_out), flat(&expected.relevance));
+    Ok(())
+}
+
+/// The convolution before a fused ReLU is walked on its own where its relevance or its
+/// weight gradient is asked for: a walk that stops at its output, or one that computes
+/// parameter gradients (training).
+#[test]
+fn the_convolution_is_walked_where_its_gradient_is_needed() -> Result<()> {
+    let model = load("cnn");
+    let conv = conv_feeding_relu(&model)[1];
+    let x = Tensor::rand(-1f32, 1f32, (3, 1, 28, 28), &Device::Cpu)?;
+    let trace = model.trace(&x)?;
+    let seed = Tensor::rand(-1f32, 1f32, trace.logits().dims(), &Device::Cpu)?;
+    let mut must = RuleMap::gradient(&model);
+    must.set(conv, Arc::new(MustBeFused))?;
+    // Stopping at the convolution's output: the fused pool + ReLU step gives it.
+    let at_conv = BackwardPass::new(&model, &trace).rules(&must).stop_at(Stop::Node(conv));
+    let step_by_step = rules(&model, Arc::new(PlainVjp), |_| true);
+    let expected = BackwardPass::new(&model, &trace).rules(&step_by_step).stop_at(Stop::Node(conv));
+    assert_eq!(flat(&at_conv.run(&seed)?.relevance), flat(&expected.run(&seed)?.relevance));
+    // Parameter gradients: the convolution is walked (and fails here).
+    let training = BackwardPass::new(&model, &trace).rules(&must).parameter_gradients();
+    assert!(training.run(&seed).is_err());
+    // Without the failing rule, the input relevance still matches the step-by-step walk.
+    let both = BackwardPass::new(&model, &trace).parameter_gradients().run(&seed)?;
+    let reference = BackwardPass::new(&model, &trace).rules(&step_by_step).run(&seed)?;
+    assert_eq!(flat(&both.relevance), flat(&reference.relevance));
     Ok(())
 }
 

@@ -2,7 +2,10 @@
 //! references, candle's own kernels and central finite differences (in f64).
 
 use candle_core::{DType, Device, Tensor};
-use skepsis_nn::ops::conv::{conv2d, conv2d_input_vjp, conv2d_relu_max_pool2d, conv2d_weight_vjp};
+use skepsis_nn::ops::conv::{
+    conv2d, conv2d_input_vjp, conv2d_relu_max_pool2d, conv2d_relu_max_pool2d_input_vjp,
+    conv2d_weight_vjp,
+};
 use skepsis_nn::ops::pool::{
     adaptive_avg_pool2d, adaptive_avg_pool2d_vjp, avg_pool2d, avg_pool2d_vjp, max_pool2d,
     max_pool2d_of_relu, max_pool2d_relu_vjp, max_pool2d_vjp,
@@ -873,6 +876,173 @@ fn max_pool_relu_vjp_equals_the_two_vjps() {
         })
         .collect();
     assert_close(&fused, &fd, 1e-8, "fused max-pool + ReLU VJP vs central differences");
+}
+
+/// Convolution geometries with a pool after them for the routed input VJP: the ones it takes
+/// in f32 on AVX-512 (at least 16 input channels, one group, unit dilation) and ones it hands
+/// to the two dense VJPs.
+fn routed_cases() -> Vec<(Case, Pool2dSpec)> {
+    let p2 = Pool2dSpec::square(2);
+    vec![
+        // The SC CNN's conv2 and its 2x2 pool.
+        (case(3, 32, 14, 14, 64, [5, 5], [1, 1], [2; 4], [1, 1], 1, true), p2),
+        // Stride 2 and overlapping 3x3 windows with padding: positions routed twice.
+        (
+            case(2, 16, 11, 9, 24, [3, 3], [2, 2], [1, 0, 0, 1], [1, 1], 1, false),
+            pool_spec([3, 3], [2, 2], [1, 1, 1, 1], false),
+        ),
+        // 20 channels (padded to 32 in the plane), a 7x7 output whose last row and column no
+        // window covers, an asymmetric kernel and padding.
+        (case(2, 20, 8, 8, 7, [3, 2], [1, 1], [0, 1, 1, 0], [1, 1], 1, true), p2),
+        // Left to the dense VJPs: 8 input channels, dilation 2, two groups.
+        (case(2, 8, 9, 9, 16, [3, 3], [1, 1], [1; 4], [1, 1], 1, false), p2),
+        (case(2, 16, 9, 9, 16, [3, 3], [1, 1], [2; 4], [2, 2], 1, false), p2),
+        (case(2, 32, 6, 6, 16, [3, 3], [1, 1], [1; 4], [1, 1], 2, false), p2),
+    ]
+}
+
+/// The routed input VJP of conv -> ReLU -> max pool against the two dense VJPs in float64 on
+/// the same (f32-representable) operands, in one- and two-thread pools. The ReLU output is
+/// quantized to multiples of 1/4 so that windows hold tied maxima (the first one must win)
+/// and all-zero windows (the gradient must stop), and holds two NaNs.
+#[test]
+fn routed_conv_relu_max_pool_vjp_equals_the_dense_vjps() {
+    for (idx, (cs, pool)) in routed_cases().into_iter().enumerate() {
+        let [oh, ow] = cs.out_hw();
+        let [ph, pw] = pool.output_hw([oh, ow]).unwrap();
+        let mut rng = Rng(900 + idx as u64);
+        let mut relu_out: Vec<f64> = rng
+            .vec(cs.n * cs.o * oh * ow)
+            .iter()
+            .map(|v| (v * 8.0).round().max(0.0) / 4.0)
+            .collect();
+        // A NaN wins its window, whose gradient then stops (its maximum is not positive).
+        let len = relu_out.len();
+        relu_out[1] = f64::NAN;
+        relu_out[len / 2 + 1] = f64::NAN;
+        let g = rng.vec(cs.n * cs.o * ph * pw);
+        let w = operands(&cs, 950 + idx as u64).w;
+        let f32_exact = |v: Vec<f64>| v.into_iter().map(|x| x as f32 as f64).collect::<Vec<_>>();
+        let (g, w) = (f32_exact(g), f32_exact(w));
+        let x = tensor(relu_out, &[cs.n, cs.o, oh, ow]);
+        let (gt, wt) = (tensor(g, &[cs.n, cs.o, ph, pw]), tensor(w, &cs.w_dims()));
+        let dense = max_pool2d_relu_vjp(&x, &gt, &pool).unwrap();
+        let expected = values(&conv2d_input_vjp(&dense, &wt, &cs.x_dims(), &cs.spec()).unwrap());
+        let f32 = |t: &Tensor| t.to_dtype(DType::F32).unwrap();
+        for threads in [1, 2] {
+            let run = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let dx = run.install(|| {
+                conv2d_relu_max_pool2d_input_vjp(
+                    &f32(&x),
+                    &f32(&gt),
+                    &f32(&wt),
+                    &cs.x_dims(),
+                    &cs.spec(),
+                    &pool,
+                )
+                .unwrap()
+            });
+            assert_eq!((dx.dims(), dx.dtype()), (&cs.x_dims()[..], DType::F32));
+            let what = format!("case {idx} {cs:?} {pool:?}, {threads} thread(s)");
+            assert_close(&values(&dx), &expected, 1e-5, &what);
+        }
+        // f64 (always the dense VJPs) is the reference itself.
+        let dx64 = conv2d_relu_max_pool2d_input_vjp(&x, &gt, &wt, &cs.x_dims(), &cs.spec(), &pool);
+        assert_eq!(values(&dx64.unwrap()), expected, "case {idx} in f64");
+    }
+}
+
+/// A NaN in the pooled gradient reaches the input where the dense VJPs put it, also through
+/// a window whose maximum is not positive (`0 · NaN`); a NaN weight, which the dense product
+/// spreads through every zero gradient, gives the dense result.
+#[test]
+fn routed_conv_relu_max_pool_vjp_propagates_nan_like_the_dense_vjps() {
+    let (cs, pool) = routed_cases()[0];
+    let [oh, ow] = cs.out_hw();
+    let [ph, pw] = pool.output_hw([oh, ow]).unwrap();
+    let mut rng = Rng(990);
+    let mut relu_out: Vec<f64> =
+        rng.vec(cs.n * cs.o * oh * ow).iter().map(|v| v.max(0.0)).collect();
+    // Window (0, 0) of image 1, channel 3 is all zeros.
+    let plane = oh * ow;
+    let base = (cs.o + 3) * plane;
+    for at in [0, 1, ow, ow + 1] {
+        relu_out[base + at] = 0.0;
+    }
+    let mut g = rng.vec(cs.n * cs.o * ph * pw);
+    g[(cs.o + 3) * ph * pw] = f64::NAN;
+    let mut w = operands(&cs, 991).w;
+    let nan_mask = |v: &[f64]| v.iter().map(|x| x.is_nan()).collect::<Vec<_>>();
+    for nan_weight in [false, true] {
+        if nan_weight {
+            g[(cs.o + 3) * ph * pw] = 0.5;
+            w[7] = f64::NAN;
+        }
+        let x = tensor(relu_out.clone(), &[cs.n, cs.o, oh, ow]).to_dtype(DType::F32).unwrap();
+        let gt = tensor(g.clone(), &[cs.n, cs.o, ph, pw]).to_dtype(DType::F32).unwrap();
+        let wt = tensor(w.clone(), &cs.w_dims()).to_dtype(DType::F32).unwrap();
+        let dense = max_pool2d_relu_vjp(&x, &gt, &pool).unwrap();
+        let expected = values(&conv2d_input_vjp(&dense, &wt, &cs.x_dims(), &cs.spec()).unwrap());
+        let got = conv2d_relu_max_pool2d_input_vjp(&x, &gt, &wt, &cs.x_dims(), &cs.spec(), &pool);
+        let got = values(&got.unwrap());
+        assert_eq!(nan_mask(&got), nan_mask(&expected), "NaN weight: {nan_weight}");
+        assert!(got.iter().any(|v| v.is_nan()), "NaN weight: {nan_weight}");
+        let image0 = &got[..cs.c * cs.h * cs.w];
+        if nan_weight {
+            // Input channel 0 of every image, through the zero gradients too.
+            assert!(image0.iter().filter(|v| v.is_nan()).count() >= cs.h * cs.w / 2);
+        } else {
+            // Image 0 has no NaN gradient.
+            assert!(image0.iter().all(|v| v.is_finite()));
+        }
+    }
+}
+
+/// The routed VJP rejects what the convolution or the pool would, and operands of the wrong
+/// shape, dtype or device.
+#[test]
+fn routed_conv_relu_max_pool_vjp_rejects_bad_input_with_typed_errors() {
+    let zeros = |dims: &[usize], dtype| Tensor::zeros(dims, dtype, &Device::Cpu).unwrap();
+    let (d, p2) = (Conv2dSpec::default(), Pool2dSpec::square(2));
+    let x_dims = [2, 16, 6, 6];
+    let (relu_out, g) = (zeros(&[2, 4, 4, 4], DType::F32), zeros(&[2, 4, 2, 2], DType::F32));
+    let w = zeros(&[4, 16, 3, 3], DType::F32);
+    let vjp = |r: &Tensor, g: &Tensor, w: &Tensor, x_dims: &[usize], pool: &Pool2dSpec| {
+        conv2d_relu_max_pool2d_input_vjp(r, g, w, x_dims, &d, pool)
+    };
+    assert_eq!(vjp(&relu_out, &g, &w, &x_dims, &p2).unwrap().dims(), x_dims);
+    let shape_error = |e: Error| matches!(e, Error::ShapeMismatch { .. });
+    assert!(shape_error(vjp(&zeros(&[2, 4, 4, 5], DType::F32), &g, &w, &x_dims, &p2).unwrap_err()));
+    assert!(shape_error(
+        vjp(&relu_out, &zeros(&[2, 4, 2, 1], DType::F32), &w, &x_dims, &p2).unwrap_err()
+    ));
+    assert!(shape_error(
+        vjp(&relu_out, &g, &zeros(&[4, 8, 3, 3], DType::F32), &x_dims, &p2).unwrap_err()
+    ));
+    assert!(matches!(
+        vjp(&relu_out, &g, &w, &[2, 16, 6], &p2).unwrap_err(),
+        Error::InvalidInput(_)
+    ));
+    let f64s = |t: &Tensor| t.to_dtype(DType::F64).unwrap();
+    assert!(matches!(
+        vjp(&relu_out, &f64s(&g), &w, &x_dims, &p2).unwrap_err(),
+        Error::InvalidInput(_)
+    ));
+    assert!(matches!(
+        vjp(&relu_out, &g, &f64s(&w), &x_dims, &p2).unwrap_err(),
+        Error::InvalidInput(_)
+    ));
+    let ints = relu_out.to_dtype(DType::U32).unwrap();
+    assert!(matches!(vjp(&ints, &g, &w, &x_dims, &p2).unwrap_err(), Error::InvalidInput(_)));
+    let empty = pool_spec([0, 2], [1, 1], [0; 4], false);
+    assert!(matches!(
+        vjp(&relu_out, &g, &w, &x_dims, &empty).unwrap_err(),
+        Error::InvalidParameter { .. }
+    ));
+    assert!(matches!(
+        vjp(&relu_out, &g, &w, &x_dims, &Pool2dSpec::square(5)).unwrap_err(),
+        Error::InvalidInput(_)
+    ));
 }
 
 /// Central differences of `x -> <g, forward(x)>` against `vjp`.

@@ -43,7 +43,8 @@ use rayon::prelude::*;
 
 use super::direct::Correlation;
 use super::matmul::{matmul, Mat};
-use super::pool::{max_pool2d_of_relu, MaxPoolOfRelu};
+use super::pool::{max_pool2d_of_relu, max_pool2d_relu_vjp, MaxPoolOfRelu};
+use super::routed::{weight_rows, Aligned, Routes, Scatter};
 use super::{
     cpu_slice, fill_rows_init, from_cpu_vec, vec_written_by, Conv2dSpec, Element, Pool2dSpec,
 };
@@ -144,6 +145,62 @@ pub fn conv2d_input_vjp(
         DType::F32 => input_vjp_cpu::<f32>(grad_out, weight, &g),
         _ => input_vjp_cpu::<f64>(grad_out, weight, &g),
     }
+}
+
+/// Input vector-Jacobian product of `max_pool2d(relu(conv2d(x, weight, bias, spec)), pool)`:
+/// given the ReLU's output `relu_out` (`[N, O, OH, OW]`, the pool's input) and the gradient
+/// `grad_out` at the pool's output, the values of
+/// `conv2d_input_vjp(max_pool2d_relu_vjp(relu_out, grad_out, pool), weight, input_dims, spec)`
+/// up to rounding (the terms are summed in another order).
+///
+/// The pool sends each window's gradient to one element, so at most one convolution output
+/// per window and channel carries gradient. In f32 on AVX-512 machines, for one group, unit
+/// dilations, at least 16 input channels and a batch spread over the threads, only those
+/// outputs are multiplied with the weight ([`super::routed`]: a quarter of the dense VJP's
+/// multiply-adds under 2x2 pooling) and the convolution's output gradient is never formed.
+/// Elsewhere the two VJPs run in sequence, and so they do when the weight holds a NaN or an
+/// infinity, which the dense product spreads through the zero gradients.
+///
+/// Arguments and errors are those of [`conv2d_input_vjp`] and of
+/// [`max_pool2d_relu_vjp`](super::pool::max_pool2d_relu_vjp) for the convolution's output
+/// shape; `relu_out` must have that shape.
+pub fn conv2d_relu_max_pool2d_input_vjp(
+    relu_out: &Tensor,
+    grad_out: &Tensor,
+    weight: &Tensor,
+    input_dims: &[usize],
+    spec: &Conv2dSpec,
+    pool: &Pool2dSpec,
+) -> Result<Tensor> {
+    const CTX: &str = "conv2d_relu_max_pool2d_input_vjp";
+    let g = ConvGeom::new(CTX, input_dims, weight.dims(), spec)?;
+    let pooling = MaxPoolOfRelu::new(CTX, &g.output_dims(), pool)?;
+    let dtype = float_dtype(CTX, "ReLU output", relu_out)?;
+    same_kind(CTX, "weight", relu_out, weight)?;
+    same_kind(CTX, "grad_out", relu_out, grad_out)?;
+    for (what, t, expected) in [
+        ("ReLU output (the shape of the convolution's output)", relu_out, g.output_dims()),
+        ("grad_out (the shape of the pooling output)", grad_out, pooling.output_dims()),
+    ] {
+        if t.dims() != expected {
+            return Err(Error::ShapeMismatch {
+                context: format!("{CTX}: {what}"),
+                expected: expected.to_vec(),
+                found: t.dims().to_vec(),
+            });
+        }
+    }
+    if relu_out.device().is_cpu() && g.routed_candidate() {
+        let routed = match dtype {
+            DType::F32 => routed_vjp_cpu::<f32>(relu_out, grad_out, weight, &g, &pooling)?,
+            _ => routed_vjp_cpu::<f64>(relu_out, grad_out, weight, &g, &pooling)?,
+        };
+        if let Some(dx) = routed {
+            return Ok(dx);
+        }
+    }
+    let dense = max_pool2d_relu_vjp(relu_out, grad_out, pool)?;
+    conv2d_input_vjp(&dense, weight, input_dims, spec)
 }
 
 /// Weight vector-Jacobian product of [`conv2d`]: `w̄ = (∂y/∂weight)ᵀ · grad_out`, summed over
@@ -403,6 +460,40 @@ impl ConvGeom {
             && self.batch_parallel()
     }
 
+    /// Whether the routed input VJP ([`conv2d_relu_max_pool2d_input_vjp`]) may run: one group,
+    /// unit dilations (any stride), non-empty input and output, and a batch spread over the
+    /// threads (the scatter runs one image per task).
+    fn routed_candidate(&self) -> bool {
+        self.groups == 1
+            && self.dh == 1
+            && self.dw == 1
+            && self.n > 0
+            && self.c > 0
+            && self.h > 0
+            && self.w > 0
+            && self.oh > 0
+            && self.ow > 0
+            && self.batch_parallel()
+    }
+
+    /// The routed scatter of one image: every patch inside a plane that also holds the
+    /// padded input.
+    fn scatter(&self) -> Scatter {
+        let reach = |out: usize, stride: usize, k: usize| out.saturating_sub(1) * stride + k;
+        Scatter {
+            rows: self.oh,
+            cols: self.ow,
+            kh: self.kh,
+            kw: self.kw,
+            sh: self.sh,
+            sw: self.sw,
+            in_ch: self.c,
+            out_ch: self.o,
+            plane_rows: reach(self.oh, self.sh, self.kh).max(self.pad_top + self.h),
+            plane_cols: reach(self.ow, self.sw, self.kw).max(self.pad_left + self.w),
+        }
+    }
+
     /// How one image's forward product is taken.
     fn forward_product<T: Element>(&self) -> Product {
         let shape = self.correlation([self.oh, self.ow], [self.c, self.o]);
@@ -591,6 +682,33 @@ fn input_vjp_cpu<T: Element>(grad_out: &Tensor, weight: &Tensor, g: &ConvGeom) -
         cpu_slice::<T, _>(weight, |ws| Ok(input_vjp_kernel(gs, ws, g)))
     })?;
     from_cpu_vec(dx, (g.n, g.c, g.h, g.w))
+}
+
+/// The routed input VJP on the CPU, or `None` where the vector kernel does not pay off for
+/// this type and shape or the weight is not finite.
+fn routed_vjp_cpu<T: Element>(
+    relu_out: &Tensor,
+    grad_out: &Tensor,
+    weight: &Tensor,
+    g: &ConvGeom,
+    pooling: &MaxPoolOfRelu,
+) -> Result<Option<Tensor>> {
+    let shape = g.scatter();
+    if !T::vector_scatter(&shape) {
+        return Ok(None);
+    }
+    let dx = cpu_slice::<T, _>(weight, |ws| {
+        if !ws.iter().all(|v| v.is_finite()) {
+            return Ok(None);
+        }
+        let w = weight_rows(ws, &shape);
+        cpu_slice::<T, _>(relu_out, |xs| {
+            cpu_slice::<T, _>(grad_out, |gs| {
+                Ok(Some(routed_vjp_kernel(xs, gs, w.as_slice(), g, pooling, &shape)))
+            })
+        })
+    })?;
+    dx.map(|dx| from_cpu_vec(dx, (g.n, g.c, g.h, g.w))).transpose()
 }
 
 fn weight_vjp_cpu<T: Element>(x: &Tensor, grad_out: &Tensor, g: &ConvGeom) -> Result<Tensor> {
@@ -922,6 +1040,45 @@ fn input_vjp_image<T: Element>(
             col2im(col, g, dxg);
         }
     }
+}
+
+/// `[N, C, H, W]` input gradient from the ReLU's output `x` (`[N, O, OH, OW]`) and the pooled
+/// gradient `go`, one image per task: the pool's routes ([`MaxPoolOfRelu::route`]), scattered with the weight rows `w` ([`weight_rows`]) into a zeroed padded plane,
+/// whose interior is then transposed into the image's channel planes.
+fn routed_vjp_kernel<T: Element>(
+    x: &[T],
+    go: &[T],
+    w: &[T],
+    g: &ConvGeom,
+    pooling: &MaxPoolOfRelu,
+    shape: &Scatter,
+) -> Vec<T> {
+    let (x_img, g_img, plane) = (g.output_image(), pooling.output_image(), g.h * g.w);
+    let cp = shape.channels();
+    let scratch = || (Routes::default(), Aligned::zeroed(shape.plane_len()));
+    let write = |dx: &mut [MaybeUninit<T>]| {
+        dx.par_chunks_mut(g.input_image()).enumerate().for_each_init(
+            scratch,
+            |(routes, padded), (i, dxi)| {
+                let (xi, gi) = (&x[i * x_img..][..x_img], &go[i * g_img..][..g_img]);
+                pooling.route(xi, gi, routes);
+                let padded = padded.as_mut_slice();
+                padded.fill(T::zero());
+                T::scatter(shape, routes, w, padded);
+                for (c, dxc) in dxi.chunks_exact_mut(plane).enumerate() {
+                    for (r, line) in dxc.chunks_exact_mut(g.w).enumerate() {
+                        let row = ((r + g.pad_top) * shape.plane_cols + g.pad_left) * cp + c;
+                        for (col, d) in line.iter_mut().enumerate() {
+                            d.write(padded[row + col * cp]);
+                        }
+                    }
+                }
+            },
+        )
+    };
+    // SAFETY: the output is cut into whole images and every element of each image's channel
+    // planes is written by the transposition.
+    unsafe { vec_written_by(g.n * g.input_image(), write) }
 }
 
 /// `[O, C/G, kh, kw]` weight gradient summed over the batch, in fixed chunks and fixed order.

@@ -12,6 +12,7 @@ pub mod linear;
 mod matmul;
 pub mod pointwise;
 pub mod pool;
+mod routed;
 mod spec;
 mod storage;
 

@@ -27,6 +27,7 @@ use num_traits::Float;
 use rayon::prelude::*;
 
 use super::conv::{float_dtype, same_kind};
+use super::routed::Routes;
 use super::{
     cpu_slice, fill_rows_init, from_cpu_vec, vec_written_by, Element, Padding2d, Pool2dSpec,
 };
@@ -671,6 +672,63 @@ impl MaxPoolOfRelu {
         let (plane, out_plane) = (self.g.h * self.g.w, self.g.oh * self.g.ow);
         for (y, src) in y.chunks_exact_mut(out_plane).zip(src.chunks_exact(plane)) {
             pool_plane(&self.g, &self.grid, PoolKind::MaxOfRelu, src, y);
+        }
+    }
+
+    /// The routing of [`max_pool2d_relu_vjp`] for one image, without forming the gradient:
+    /// for every window (row-major) and channel (in order), the window's gradient filed in
+    /// `routes` under the element it goes to, the window's first maximum, whose output
+    /// position is its index in the channel's plane. `x` is the image's pooling input, the
+    /// ReLU's output (`C * H * W` values), `grad` its pooled gradient
+    /// ([`output_image`](Self::output_image) values).
+    ///
+    /// The gradient is the window's where its maximum is positive and `0 · ḡ` elsewhere
+    /// (zeros are dropped; a NaN or infinite gradient still arrives): summed per element, the
+    /// routes give [`max_pool2d_relu_vjp`]'s values (zeros possibly of the other sign).
+    pub(crate) fn route<T: Element>(&self, x: &[T], grad: &[T], routes: &mut Routes<T>) {
+        let g = &self.g;
+        let (plane, out_plane) = (g.h * g.w, g.oh * g.ow);
+        routes.clear(g.c);
+        let gated = |m: T, gv: T| if m > T::zero() { gv } else { T::zero() * gv };
+        let largest = self.grid.cols.iter().map(|&(c0, c1)| c1 - c0).max().unwrap_or(0);
+        // One band per row of windows, filled channel by channel (each channel's rows are
+        // read in order); windows are closed row-major.
+        for (i, &rows) in self.grid.rows.iter().enumerate() {
+            let slots = (rows.1 - rows.0) * largest;
+            routes.open(g.ow, slots);
+            for c in 0..g.c {
+                let src = &x[c * plane..][..plane];
+                let grow = &grad[c * out_plane + i * g.ow..][..g.ow];
+                if g.is_plain_2x2() {
+                    // Whole 2x2 blocks: each window's first maximum by flags, without the
+                    // generic loop (a window holding a NaN, which wins, takes it).
+                    let (top, bottom) = src[rows.0 * g.w..][..2 * g.w].split_at(g.w);
+                    let pairs = top.chunks_exact(2).zip(bottom.chunks_exact(2));
+                    for (j, (&gv, (t, b))) in grow.iter().zip(pairs).enumerate() {
+                        let (a, b, d, e) = (t[0], t[1], b[0], b[1]);
+                        let (slot, m) = if (a + b + d + e).is_nan() {
+                            let at = window_argmax(src, g.w, rows, (2 * j, 2 * j + 2));
+                            ((at / g.w - rows.0) * 2 + at % g.w - 2 * j, src[at])
+                        } else {
+                            let m = Float::max(Float::max(a, b), Float::max(d, e));
+                            let (not0, not1, not2) =
+                                (usize::from(a != m), usize::from(b != m), usize::from(d != m));
+                            // The element's index in the window, 2 (`largest`) columns wide.
+                            (not0 * (1 + not1 * (1 + not2)), m)
+                        };
+                        routes.route(j, slot, c, gated(m, gv));
+                    }
+                } else {
+                    for (j, (&gv, &cols)) in grow.iter().zip(&self.grid.cols).enumerate() {
+                        let at = window_argmax(src, g.w, rows, cols);
+                        let slot = (at / g.w - rows.0) * largest + (at % g.w - cols.0);
+                        routes.route(j, slot, c, gated(src[at], gv));
+                    }
+                }
+            }
+            let grid = &self.grid;
+            routes
+                .close(|j, slot| (rows.0 + slot / largest) * g.w + grid.cols[j].0 + slot % largest);
         }
     }
 }

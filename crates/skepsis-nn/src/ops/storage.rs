@@ -6,6 +6,7 @@ use std::mem::MaybeUninit;
 use candle_core::{Device, Shape, Storage, Tensor, WithDType};
 
 use super::direct::Correlation;
+use super::routed::{Routes, Scatter};
 use crate::{Error, Result};
 
 /// The float types our kernels are written for (f32 and f64).
@@ -39,6 +40,18 @@ pub(crate) trait Element: WithDType + num_traits::Float + Send + Sync + 'static 
     fn correlate(shape: &Correlation, x: &[Self], w: &[Self], y: &mut [Self]) {
         super::direct::correlate_scalar(shape, x, w, y)
     }
+
+    /// Whether [`Element::scatter`] has a vector kernel for `shape` on this machine that beats
+    /// the dense input VJP (the convolutions then route through it).
+    fn vector_scatter(_shape: &Scatter) -> bool {
+        false
+    }
+
+    /// The routed scatter of [`super::routed`] (its plain loop unless this type has a vector
+    /// kernel).
+    fn scatter(shape: &Scatter, routes: &Routes<Self>, w: &[Self], dx: &mut [Self]) {
+        super::routed::scatter_scalar(shape, routes, w, dx)
+    }
 }
 
 impl Element for f32 {
@@ -48,6 +61,14 @@ impl Element for f32 {
 
     fn correlate(shape: &Correlation, x: &[f32], w: &[f32], y: &mut [f32]) {
         super::direct::correlate(shape, x, w, y)
+    }
+
+    fn vector_scatter(shape: &Scatter) -> bool {
+        shape.pays_off()
+    }
+
+    fn scatter(shape: &Scatter, routes: &Routes<f32>, w: &[f32], dx: &mut [f32]) {
+        super::routed::scatter(shape, routes, w, dx)
     }
 
     #[inline(always)]

@@ -1,0 +1,556 @@
+//! The input VJP of a convolution whose output reaches the loss only through a ReLU and a
+//! max pool, from the gradient the pool routes.
+//!
+//! A max pool sends each window's gradient to one element (its first maximum), and the ReLU
+//! before it keeps that gradient only where the element is positive. Of the convolution's
+//! output gradient `ȳ[o, i, j]` (`[O, OH, OW]` per image) at most one element per window and
+//! channel is non-zero: a quarter with 2x2 windows of stride 2. The dense input VJP
+//! multiplies all of them with the weight; this one visits only the routed ones,
+//!
+//! ```text
+//! x̄[i·sh + p, j·sw + q, c] += Σ_{(o, v) routed to (i, j)} v · w[o, c, p, q]
+//! ```
+//!
+//! into a padded, channels-innermost plane (`[rows, cols, channels]`, the channels padded to
+//! a multiple of 16 with zeros), one output position at a time: for each kernel row `p` the
+//! patch row `x̄[i·sh + p, j·sw .. j·sw + kw, ..]` is `kw · channels` contiguous values, and
+//! the weight is stored the same way (`[O, kh, kw · channels]`), so every routed gradient adds
+//! one scaled, contiguous weight row to one contiguous patch row. On AVX-512 the patch row is
+//! held in up to 16 vector registers while the routed gradients of its position stream past.
+//!
+//! For the SC CNN's conv2 (32 -> 64 channels, 5x5, then 2x2 pooling) this is a quarter of the
+//! multiply-adds of the dense VJP, which `ops::conv` runs where the geometry and the machine
+//! allow it (`conv2d_relu_max_pool2d_input_vjp`).
+
+use super::Element;
+
+/// f32 lanes of one AVX-512 vector: the padded plane's channel count is a multiple of it.
+pub(crate) const LANES: usize = 16;
+
+/// The geometry of one image's scatter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Scatter {
+    /// Convolution output rows and columns (the positions gradients are routed to).
+    pub rows: usize,
+    pub cols: usize,
+    pub kh: usize,
+    pub kw: usize,
+    /// Convolution strides (rows, columns).
+    pub sh: usize,
+    pub sw: usize,
+    /// Input channels of the convolution, and its output channels.
+    pub in_ch: usize,
+    pub out_ch: usize,
+    /// Rows and columns of the padded plane: every patch lies inside it.
+    pub plane_rows: usize,
+    pub plane_cols: usize,
+}
+
+impl Scatter {
+    /// Channels of the padded plane: `in_ch` rounded up to a multiple of 16.
+    pub fn channels(&self) -> usize {
+        self.in_ch.div_ceil(LANES) * LANES
+    }
+
+    /// Values in one patch row (and one weight row): `kw · channels`.
+    pub fn segment(&self) -> usize {
+        self.kw * self.channels()
+    }
+
+    /// Elements of the padded plane.
+    pub fn plane_len(&self) -> usize {
+        self.plane_rows * self.plane_cols * self.channels()
+    }
+
+    /// Elements of the weight as [`weight_rows`] lays it out.
+    pub fn weight_len(&self) -> usize {
+        self.out_ch * self.kh * self.segment()
+    }
+
+    /// Output positions (`rows · cols`).
+    pub fn positions(&self) -> usize {
+        self.rows * self.cols
+    }
+
+    /// Whether the positions and the routed gradients of one image fit the `u32` indices of
+    /// [`Routes`] (at most one gradient per position and channel per window, and windows
+    /// overlap at most `kh · kw`-fold here as everywhere in practice).
+    pub fn fits_u32(&self) -> bool {
+        let max = (u32::MAX / 64) as usize;
+        self.positions() < max && self.out_ch < max && self.positions() * self.out_ch < max
+    }
+
+    /// Whether [`scatter`] runs a vector kernel for this shape on this machine and that beats
+    /// the dense VJP: f32 on AVX-512, at least 16 input channels (the vector runs along them;
+    /// fewer would leave most lanes padding).
+    pub fn pays_off(&self) -> bool {
+        self.in_ch >= LANES && self.fits_u32() && avx512::available()
+    }
+}
+
+/// A zeroed buffer whose first value sits on a 64-byte boundary: every row the kernel reads
+/// or writes starts at a multiple of 16 values from it, so no 16-lane load or store straddles
+/// two cache lines (with `Vec`'s 16-byte alignment three in four did, which halved the
+/// kernel's rate).
+#[derive(Debug)]
+pub(crate) struct Aligned<T> {
+    data: Vec<T>,
+    start: usize,
+    len: usize,
+}
+
+impl<T: Element> Aligned<T> {
+    /// `len` zeros.
+    pub fn zeroed(len: usize) -> Self {
+        let slack = 64 / std::mem::size_of::<T>();
+        let data = vec![T::zero(); len + slack];
+        let start = data.as_ptr().align_offset(64).min(slack);
+        Aligned { data, start, len }
+    }
+
+    pub fn as_slice(&self) -> &[T] {
+        &self.data[self.start..][..self.len]
+    }
+
+    pub fn as_mut_slice(&mut self) -> &mut [T] {
+        &mut self.data[self.start..][..self.len]
+    }
+}
+
+/// The weight `[O, C, kh, kw]` as [`scatter`] reads it: `[kh, O, kw, channels]`, each kernel
+/// row of each output channel one contiguous weight row, the channels padded with zeros, and
+/// the rows of one kernel row together (the kernel uses them together).
+pub(crate) fn weight_rows<T: Element>(w: &[T], shape: &Scatter) -> Aligned<T> {
+    let (c, kh, kw, cp) = (shape.in_ch, shape.kh, shape.kw, shape.channels());
+    let mut rows = Aligned::zeroed(shape.weight_len());
+    let out = rows.as_mut_slice();
+    for (o, filters) in w.chunks_exact(c * kh * kw).enumerate().take(shape.out_ch) {
+        for (ci, taps) in filters.chunks_exact(kh * kw).enumerate() {
+            for (tap, &v) in taps.iter().enumerate() {
+                let (p, q) = (tap / kw, tap % kw);
+                out[((p * shape.out_ch + o) * kw + q) * cp + ci] = v;
+            }
+        }
+    }
+    rows
+}
+
+/// The routed gradient of one image, in groups: each group is one output position with the
+/// output channels whose window sent it their gradient (in channel order) and that gradient.
+///
+/// The pool fills it a band of windows at a time: [`Routes::open`] opens `windows` windows of
+/// `slots` elements, [`Routes::route`] files a channel's gradient of one window under the
+/// element it goes to (channels in order), and [`Routes::close`] turns the non-empty slots
+/// into groups, window by window. A position covered by several windows (overlapping pools)
+/// may head several groups; the scatter adds them all.
+#[derive(Debug)]
+pub(crate) struct Routes<T> {
+    /// `(position, end)`: group `k` holds entries `groups[k - 1].1 .. groups[k].1`.
+    groups: Vec<(u32, u32)>,
+    channels: Vec<u32>,
+    values: Vec<T>,
+    /// The open band: slot `s` (`window * slots + element`) holds its `i`-th entry at
+    /// `s * width + i`.
+    slot_channels: Vec<u32>,
+    slot_values: Vec<T>,
+    slot_counts: Vec<u32>,
+    /// Elements per window of the open band.
+    slots: usize,
+    /// Capacity of one slot: the image's channel count.
+    width: usize,
+}
+
+impl<T> Default for Routes<T> {
+    fn default() -> Self {
+        Routes {
+            groups: Vec::new(),
+            channels: Vec::new(),
+            values: Vec::new(),
+            slot_channels: Vec::new(),
+            slot_values: Vec::new(),
+            slot_counts: Vec::new(),
+            slots: 0,
+            width: 0,
+        }
+    }
+}
+
+impl<T: Element> Routes<T> {
+    /// Empties the routes for an image of `channels` channels.
+    pub fn clear(&mut self, channels: usize) {
+        self.groups.clear();
+        self.channels.clear();
+        self.values.clear();
+        self.width = channels;
+    }
+
+    /// Opens a band of `windows` windows of `slots` elements each.
+    pub fn open(&mut self, windows: usize, slots: usize) {
+        let len = windows * slots * self.width;
+        if self.slot_channels.len() < len {
+            self.slot_channels.resize(len, 0);
+            self.slot_values.resize(len, T::zero());
+        }
+        self.slots = slots;
+        self.slot_counts.clear();
+        self.slot_counts.resize(windows * slots, 0);
+    }
+
+    /// Files `value` of channel `channel` under element `slot` of window `window` of the open
+    /// band; a zero `value` is dropped (without a branch: it is written, then overwritten).
+    /// Each window must receive its channels in increasing order.
+    #[inline(always)]
+    pub fn route(&mut self, window: usize, slot: usize, channel: usize, value: T) {
+        let count = &mut self.slot_counts[window * self.slots + slot];
+        let at = (window * self.slots + slot) * self.width + *count as usize;
+        self.slot_channels[at] = channel as u32;
+        self.slot_values[at] = value;
+        *count += u32::from(value != T::zero());
+    }
+
+    /// Closes the open band: window by window, each non-empty element becomes a group at
+    /// output position `position(window, slot)`.
+    pub fn close(&mut self, position: impl Fn(usize, usize) -> usize) {
+        for (s, &count) in self.slot_counts.iter().enumerate() {
+            if count == 0 {
+                continue;
+            }
+            let range = s * self.width..s * self.width + count as usize;
+            self.channels.extend_from_slice(&self.slot_channels[range.clone()]);
+            self.values.extend_from_slice(&self.slot_values[range]);
+            let pos = position(s / self.slots, s % self.slots);
+            self.groups.push((pos as u32, self.channels.len() as u32));
+        }
+    }
+
+    /// The groups, in the order they were closed: output position, channels, values.
+    pub fn groups(&self) -> impl Iterator<Item = (usize, &[u32], &[T])> + '_ {
+        self.groups.iter().scan(0usize, move |start, &(pos, end)| {
+            let range = *start..end as usize;
+            *start = end as usize;
+            Some((pos as usize, &self.channels[range.clone()], &self.values[range]))
+        })
+    }
+}
+
+/// Adds the scatter of `routes` with the weight rows `w` ([`weight_rows`]) to the padded plane
+/// `dx` (`[plane_rows, plane_cols, channels]`).
+pub(crate) fn scatter(shape: &Scatter, routes: &Routes<f32>, w: &[f32], dx: &mut [f32]) {
+    debug_assert_eq!((w.len(), dx.len()), (shape.weight_len(), shape.plane_len()));
+    if !avx512::scatter(shape, routes, w, dx) {
+        scatter_scalar(shape, routes, w, dx);
+    }
+}
+
+/// The plain loop of [`scatter`]: for every kernel row, group and routed gradient (in that
+/// order) one multiply-add per patch-row element, in the order of the vector kernel.
+pub(crate) fn scatter_scalar<T: Element>(
+    shape: &Scatter,
+    routes: &Routes<T>,
+    w: &[T],
+    dx: &mut [T],
+) {
+    let seg = shape.segment();
+    for p in 0..shape.kh {
+        for (pos, channels, values) in routes.groups() {
+            let row = &mut dx[patch_row(shape, pos, p)..][..seg];
+            for (&o, &v) in channels.iter().zip(values) {
+                let wrow = &w[(p * shape.out_ch + o as usize) * seg..][..seg];
+                for (d, &wv) in row.iter_mut().zip(wrow) {
+                    *d = v.mul_add(wv, *d);
+                }
+            }
+        }
+    }
+}
+
+/// Offset in the padded plane of kernel row `p` of output position `pos`'s patch.
+#[inline(always)]
+fn patch_row(shape: &Scatter, pos: usize, p: usize) -> usize {
+    let (i, j) = (pos / shape.cols, pos % shape.cols);
+    ((i * shape.sh + p) * shape.plane_cols + j * shape.sw) * shape.channels()
+}
+
+/// The AVX-512 kernel, detected at run time (x86-64 only).
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use pulp::x86::V4;
+    use pulp::{f32x16, NullaryFnOnce};
+
+    use super::{patch_row, Routes, Scatter, LANES};
+
+    /// Whether this machine has the AVX-512 subset `pulp`'s `V4` stands for.
+    pub(super) fn available() -> bool {
+        V4::try_new().is_some()
+    }
+
+    /// Runs the kernel; false without AVX-512.
+    pub(super) fn scatter(
+        shape: &Scatter,
+        routes: &Routes<f32>,
+        w: &[f32],
+        dx: &mut [f32],
+    ) -> bool {
+        let Some(simd) = V4::try_new() else { return false };
+        simd.vectorize(Rows { simd, shape, routes, w, dx });
+        true
+    }
+
+    /// The vector kernel, run inside `V4::vectorize` so that it is compiled with AVX-512.
+    struct Rows<'a> {
+        simd: V4,
+        shape: &'a Scatter,
+        routes: &'a Routes<f32>,
+        w: &'a [f32],
+        dx: &'a mut [f32],
+    }
+
+    impl NullaryFnOnce for Rows<'_> {
+        type Output = ();
+
+        #[inline(always)]
+        fn call(self) {
+            let Rows { simd, shape, routes, w, dx } = self;
+            let seg = shape.segment();
+            // Kernel rows outermost: the weight rows of one kernel row (64 channels x 160
+            // values for conv2, 40 KB) stay in L1 while every group of the image uses them.
+            for p in 0..shape.kh {
+                for (pos, channels, values) in routes.groups() {
+                    let row = &mut dx[patch_row(shape, pos, p)..][..seg];
+                    let block = Block { simd, shape, channels, values, w, p };
+                    // The row in blocks of at most 16 vectors, each held in registers while
+                    // the group's gradients stream past. One block per row where it fits:
+                    // every accumulator then takes one multiply-add per gradient, and the
+                    // FMA latency is hidden only with 8 or more of them.
+                    let mut at = 0;
+                    while seg - at > 16 * LANES {
+                        block.run::<16>(row, at);
+                        at += 16 * LANES;
+                    }
+                    block.run_tail(row, at, (seg - at) / LANES);
+                }
+            }
+        }
+    }
+
+    /// The routed gradients of one group and one kernel row.
+    #[derive(Clone, Copy)]
+    struct Block<'a> {
+        simd: V4,
+        shape: &'a Scatter,
+        channels: &'a [u32],
+        values: &'a [f32],
+        w: &'a [f32],
+        p: usize,
+    }
+
+    impl Block<'_> {
+        /// [`Block::run`] for `nv` (1 to 16) vectors.
+        #[inline(always)]
+        fn run_tail(self, row: &mut [f32], at: usize, nv: usize) {
+            match nv {
+                16 => self.run::<16>(row, at),
+                15 => self.run::<15>(row, at),
+                14 => self.run::<14>(row, at),
+                13 => self.run::<13>(row, at),
+                12 => self.run::<12>(row, at),
+                11 => self.run::<11>(row, at),
+                10 => self.run::<10>(row, at),
+                9 => self.run::<9>(row, at),
+                8 => self.run::<8>(row, at),
+                7 => self.run::<7>(row, at),
+                6 => self.run::<6>(row, at),
+                5 => self.run::<5>(row, at),
+                4 => self.run::<4>(row, at),
+                3 => self.run::<3>(row, at),
+                2 => self.run::<2>(row, at),
+                1 => self.run::<1>(row, at),
+                _ => {}
+            }
+        }
+
+        /// Adds `Σ v · w[o, p, at .. at + NV·16]` to `row[at .. at + NV·16]`.
+        #[inline(always)]
+        fn run<const NV: usize>(self, row: &mut [f32], at: usize) {
+            let Block { simd, shape, channels, values, w, p } = self;
+            let seg = shape.segment();
+            let out = &mut row[at..][..NV * LANES];
+            let mut acc: [f32x16; NV] = core::array::from_fn(|v| load(&out[v * LANES..]));
+            for (&o, &v) in channels.iter().zip(values) {
+                let wrow = &w[(p * shape.out_ch + o as usize) * seg + at..][..NV * LANES];
+                let b = simd.splat_f32x16(v);
+                for k in 0..NV {
+                    acc[k] = simd.mul_add_f32x16(b, load(&wrow[k * LANES..]), acc[k]);
+                }
+            }
+            for (dst, a) in out.chunks_exact_mut(LANES).zip(acc) {
+                dst.copy_from_slice(&pulp::cast::<f32x16, [f32; LANES]>(a));
+            }
+        }
+    }
+
+    /// The first 16 elements of `s` as one vector.
+    #[inline(always)]
+    fn load(s: &[f32]) -> f32x16 {
+        let mut a = [0.0f32; LANES];
+        a.copy_from_slice(&s[..LANES]);
+        pulp::cast(a)
+    }
+}
+
+/// No vector kernel off x86-64: [`scatter`] takes the plain loop.
+#[cfg(not(target_arch = "x86_64"))]
+mod avx512 {
+    use super::{Routes, Scatter};
+
+    pub(super) fn available() -> bool {
+        false
+    }
+
+    pub(super) fn scatter(_: &Scatter, _: &Routes<f32>, _: &[f32], _: &mut [f32]) -> bool {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    /// Random routes from windows of three positions that overlap by one (positions
+    /// `2k .. 2k + 3`): each channel sends each window's gradient to a random one of them, a
+    /// third of the gradients being zero (dropped).
+    fn random_routes(
+        shape: &Scatter,
+        rng: &mut ChaCha8Rng,
+    ) -> (Routes<f32>, Vec<(usize, usize, f32)>) {
+        let mut routes = Routes::default();
+        routes.clear(shape.out_ch);
+        let mut pushed = Vec::new();
+        let positions = shape.positions();
+        let windows = positions.saturating_sub(1) / 2;
+        routes.open(windows, 3);
+        for o in 0..shape.out_ch {
+            for window in 0..windows {
+                let slot = rng.random_range(0..3);
+                let v = if rng.random_range(0..3) == 0 { 0.0 } else { rng.random_range(-1.0..1.0) };
+                routes.route(window, slot, o, v);
+                if v != 0.0 {
+                    pushed.push((2 * window + slot, o, v));
+                }
+            }
+        }
+        routes.close(|window, slot| 2 * window + slot);
+        (routes, pushed)
+    }
+
+    /// The scatter in float64 from its definition, on the original `[O, C, kh, kw]` weight.
+    fn reference(shape: &Scatter, pushed: &[(usize, usize, f32)], w: &[f32]) -> Vec<f64> {
+        let cp = shape.channels();
+        let mut dx = vec![0.0f64; shape.plane_len()];
+        for &(pos, o, v) in pushed {
+            let (i, j) = (pos / shape.cols, pos % shape.cols);
+            for c in 0..shape.in_ch {
+                for p in 0..shape.kh {
+                    for q in 0..shape.kw {
+                        let wv = w[((o * shape.in_ch + c) * shape.kh + p) * shape.kw + q];
+                        let at =
+                            ((i * shape.sh + p) * shape.plane_cols + j * shape.sw + q) * cp + c;
+                        dx[at] += v as f64 * wv as f64;
+                    }
+                }
+            }
+        }
+        dx
+    }
+
+    fn collect(routes: &Routes<f32>) -> Vec<(usize, Vec<u32>, Vec<f32>)> {
+        routes.groups().map(|(p, c, v)| (p, c.to_vec(), v.to_vec())).collect()
+    }
+
+    #[test]
+    fn routes_keep_each_windows_non_zero_gradients_by_element() {
+        let mut routes = Routes::default();
+        routes.clear(4);
+        routes.open(2, 4);
+        for (window, slot, ch, v) in [
+            (0, 2, 0, 1.0f32),
+            (1, 3, 0, 0.0),
+            (0, 0, 1, 2.0),
+            (1, 1, 2, f32::NAN),
+            (0, 2, 2, 0.0),
+            (0, 2, 3, -0.0),
+            (0, 1, 3, 4.0),
+            (1, 1, 3, 5.0),
+        ] {
+            routes.route(window, slot, ch, v);
+        }
+        routes.close(|window, slot| 10 * (window + 1) + slot);
+        let groups = collect(&routes);
+        assert_eq!(groups.len(), 4);
+        assert_eq!(
+            groups[..3],
+            [(10, vec![1], vec![2.0]), (11, vec![3], vec![4.0]), (12, vec![0], vec![1.0]),]
+        );
+        assert_eq!((groups[3].0, &groups[3].1), (21, &vec![2, 3]));
+        assert!(groups[3].2[0].is_nan() && groups[3].2[1] == 5.0);
+        // Reused for the next image.
+        routes.clear(4);
+        routes.open(1, 1);
+        routes.route(0, 0, 3, 7.0);
+        routes.close(|_, _| 0);
+        assert_eq!(collect(&routes), [(0, vec![3], vec![7.0])]);
+    }
+
+    #[test]
+    fn both_kernels_equal_the_float64_definition() {
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        // (rows, cols, kh, kw, sh, sw, in_ch, out_ch): the SC CNN's conv2 (10 vectors per
+        // patch row: blocks of 8 and 2), a row of 16 + 8 + 4 + 2 + 1 vectors (kw 31, 16
+        // channels), stride 2, and channel counts padded to 16 (3 -> 16, 20 -> 32).
+        let shapes = [
+            (14, 14, 5, 5, 1, 1, 32, 64),
+            (2, 3, 1, 31, 1, 1, 16, 5),
+            (4, 5, 3, 3, 2, 2, 20, 9),
+            (3, 3, 2, 4, 1, 2, 3, 7),
+        ];
+        for (rows, cols, kh, kw, sh, sw, in_ch, out_ch) in shapes {
+            let shape = Scatter {
+                rows,
+                cols,
+                kh,
+                kw,
+                sh,
+                sw,
+                in_ch,
+                out_ch,
+                plane_rows: (rows - 1) * sh + kh + 1,
+                plane_cols: (cols - 1) * sw + kw,
+            };
+            let w: Vec<f32> =
+                (0..out_ch * in_ch * kh * kw).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+            let (routes, pushed) = random_routes(&shape, &mut rng);
+            let wr = weight_rows(&w, &shape);
+            let wr = wr.as_slice();
+            let start: Vec<f32> =
+                (0..shape.plane_len()).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+            let mut fast = start.clone();
+            scatter(&shape, &routes, wr, &mut fast);
+            let mut plain = start.clone();
+            scatter_scalar(&shape, &routes, wr, &mut plain);
+            // Both add each element's terms in the same order with fused multiply-adds.
+            assert_eq!(bits(&fast), bits(&plain), "{shape:?}");
+            let want = reference(&shape, &pushed, &w);
+            let bound = 1e-5 * (out_ch * kh * kw) as f64;
+            for (idx, ((&got, &s), &e)) in fast.iter().zip(&start).zip(&want).enumerate() {
+                let e = e + s as f64;
+                assert!((got as f64 - e).abs() <= bound, "{shape:?} element {idx}: {got} vs {e}");
+            }
+        }
+    }
+}
