@@ -8,7 +8,7 @@ use skepsis_nn::{randomize, Model, RandomizeOptions, DEFAULT_TRACE_MEMO_BUDGET};
 use super::error::{CheckError, CheckResult};
 use super::examples::{ExampleWriter, COMPARED, ORIGINAL};
 use super::maps::{self, attribute, compare_records, CheckData, CheckOptions, Maps, TargetChoice};
-use super::methods::{self, mix, MethodEntry};
+use super::methods::{self, mix, Control, MethodEntry};
 use super::report::{CheckReport, Record};
 use super::store::{RunControl, StepStore};
 use super::verdict::{Aggregate, Direction, PassRule, StepRef};
@@ -414,7 +414,11 @@ impl Context<'_> {
                 )?),
                 Some(m) => {
                     let variant = if efficient { 1 } else { k as u64 };
-                    let maps = self.maps(entry, m, variant, &classes)?;
+                    // The edge detector does not read the model: its maps are the original's.
+                    let maps = match entry.control {
+                        Control::Edges => original.clone(),
+                        _ => self.maps(entry, m, variant, &classes)?,
+                    };
                     if efficient {
                         records.extend(emprt_records(&entry.label, (k, name), original, &maps)?);
                     } else {

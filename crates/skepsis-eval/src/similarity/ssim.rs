@@ -104,6 +104,13 @@ pub fn ssim(a: &[f64], b: &[f64], dims: MapDims, options: &SsimOptions) -> Resul
             min_width: window,
         });
     }
+    let degeneracy = Degeneracy::from_flags(is_constant(a), is_constant(b));
+    if a == b {
+        // `S = 1` in every window: with `y = x` the numerator's and the denominator's factors
+        // are the same numbers (`2 ux ux = ux^2 + ux^2`, `vxy = vx = vy`). A check compares many
+        // maps with themselves (the original model's, the edge detector's at every step).
+        return Ok(Similarity { value: 1.0, degeneracy });
+    }
     let pixels = dims.pixels();
     let channels = dims.num_channels();
     let total: f64 = (0..channels)
@@ -112,7 +119,6 @@ pub fn ssim(a: &[f64], b: &[f64], dims: MapDims, options: &SsimOptions) -> Resul
             ssim_plane(&a[range.clone()], &b[range], height, width, options)
         })
         .sum();
-    let degeneracy = Degeneracy::from_flags(is_constant(a), is_constant(b));
     Ok(Similarity { value: total / channels as f64, degeneracy })
 }
 
@@ -263,6 +269,34 @@ mod tests {
                 row.copy_from_slice(&filtered);
             }
             assert_eq!(gaussian_filter(&values, height, width, &half), expected);
+        }
+    }
+
+    /// The shortcut for identical maps gives what the windows give: every window's `S` is
+    /// exactly 1 (both covariance options, constant maps included).
+    #[test]
+    fn a_map_compared_with_itself_is_what_the_windows_give() {
+        let mut state = 12345u64;
+        let mut next = || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        for (height, width) in [(11, 11), (28, 28), (16, 23)] {
+            for options in [SsimOptions::default(), SsimOptions::sanity_checks_exact()] {
+                for kind in 0..3 {
+                    let x: Vec<f64> = (0..height * width)
+                        .map(|_| match kind {
+                            0 => next(),
+                            1 => (next() * 4.0).floor() / 4.0,
+                            _ => 0.5,
+                        })
+                        .collect();
+                    let windows = ssim_plane(&x, &x, height, width, &options);
+                    assert_eq!(windows, 1.0, "{height}x{width} {options:?} kind {kind}");
+                    let dims = MapDims::plane(height, width);
+                    assert_eq!(ssim(&x, &x, dims, &options).unwrap().value, windows);
+                }
+            }
         }
     }
 
