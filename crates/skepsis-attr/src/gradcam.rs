@@ -1,7 +1,8 @@
 //! GradCAM (Selvaraju et al. 2017) and GradCAM++ (Chattopadhay et al. 2018): class
 //! activation maps at a named layer.
 
-use candle_core::Tensor;
+use candle_core::{DType, Tensor};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use skepsis_nn::{BackwardPass, Model, Stop};
 
@@ -171,47 +172,68 @@ impl GradCam {
             let act = trace.output(node);
             let [_, c, h, w] = [act.dims()[0], act.dims()[1], act.dims()[2], act.dims()[3]];
             shape = vec![n, 1, h, w];
-            maps.extend(self.weighted_sum(&to_host(act)?, &to_host(&grad)?, c, h * w));
+            // f32 values are read as they are (each widened to f64 where it is used, which
+            // is exact) rather than copied into an f64 tensor and then out of it.
+            let cams = match act.dtype() {
+                DType::F32 => {
+                    let host = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
+                    self.weighted_sum(&host(act)?, &host(&grad)?, c, h * w)
+                }
+                _ => self.weighted_sum(&to_host(act)?, &to_host(&grad)?, c, h * w),
+            };
+            maps.extend(cams);
         }
         from_host(maps, &shape, x)
     }
 
-    /// `ReLU(sum_c w_c A_c)` per sample, normalized, on host values `[len, C, h*w]`.
-    fn weighted_sum(&self, act: &[f64], grad: &[f64], channels: usize, hw: usize) -> Vec<f64> {
-        let mut out = Vec::with_capacity(act.len() / channels);
-        for (a, g) in act.chunks_exact(channels * hw).zip(grad.chunks_exact(channels * hw)) {
-            let mut cam = vec![0f64; hw];
-            for (ac, gc) in a.chunks_exact(hw).zip(g.chunks_exact(hw)) {
-                let w = match self.settings.weighting {
-                    CamWeighting::GradCam => gc.iter().sum::<f64>() / hw as f64,
-                    CamWeighting::GradCamPlusPlus => {
-                        let sum_a: f64 = ac.iter().sum();
-                        gc.iter()
-                            .map(|&g| {
-                                let denom = 2.0 * g * g + sum_a * g * g * g;
-                                if denom == 0.0 {
-                                    0.0
-                                } else {
-                                    g * g / denom * g.max(0.0)
-                                }
-                            })
-                            .sum()
-                    }
-                };
-                cam.iter_mut().zip(ac).for_each(|(m, a)| *m += w * a);
-            }
-            if self.settings.relu {
-                cam.iter_mut().for_each(|m| *m = m.max(0.0));
-            }
-            if self.settings.normalization == CamNormalization::Max {
-                let max = cam.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                if max > 0.0 {
-                    cam.iter_mut().for_each(|m| *m /= max);
-                }
-            }
-            out.extend(cam);
+    /// `ReLU(sum_c w_c A_c)` per sample, normalized, on host values `[len, C, h*w]` (f32 or
+    /// f64, summed in f64), the samples in parallel.
+    fn weighted_sum<T>(&self, act: &[T], grad: &[T], channels: usize, hw: usize) -> Vec<f64>
+    where
+        T: Copy + Into<f64> + Sync,
+    {
+        let sample = channels * hw;
+        if sample == 0 {
+            return Vec::new();
         }
+        let mut out = vec![0f64; act.len() / channels];
+        out.par_chunks_mut(hw)
+            .zip(act.par_chunks_exact(sample).zip(grad.par_chunks_exact(sample)))
+            .for_each(|(cam, (a, g))| self.sample_cam(a, g, hw, cam));
         out
+    }
+
+    /// One sample's map into `cam` (zeroed, `hw` values).
+    fn sample_cam<T: Copy + Into<f64>>(&self, a: &[T], g: &[T], hw: usize, cam: &mut [f64]) {
+        for (ac, gc) in a.chunks_exact(hw).zip(g.chunks_exact(hw)) {
+            let w = match self.settings.weighting {
+                CamWeighting::GradCam => gc.iter().map(|&g| g.into()).sum::<f64>() / hw as f64,
+                CamWeighting::GradCamPlusPlus => {
+                    let sum_a: f64 = ac.iter().map(|&a| a.into()).sum();
+                    gc.iter()
+                        .map(|&g| {
+                            let g: f64 = g.into();
+                            let denom = 2.0 * g * g + sum_a * g * g * g;
+                            if denom == 0.0 {
+                                0.0
+                            } else {
+                                g * g / denom * g.max(0.0)
+                            }
+                        })
+                        .sum()
+                }
+            };
+            cam.iter_mut().zip(ac).for_each(|(m, &a)| *m += w * a.into());
+        }
+        if self.settings.relu {
+            cam.iter_mut().for_each(|m| *m = m.max(0.0));
+        }
+        if self.settings.normalization == CamNormalization::Max {
+            let max = cam.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            if max > 0.0 {
+                cam.iter_mut().for_each(|m| *m /= max);
+            }
+        }
     }
 }
 
