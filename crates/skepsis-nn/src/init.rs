@@ -11,6 +11,7 @@ use candle_core::{DType, Device, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
+use rand_xoshiro::Xoshiro256PlusPlus;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -93,8 +94,8 @@ impl Initializer {
     /// A tensor of at most [`SEQUENTIAL_DRAW`] values is drawn from `rng` in order. A larger
     /// one (a fully connected layer's weight: 3.2 million values in the Sanity Checks CNN's
     /// fc1) is drawn in parallel chunks of [`SEQUENTIAL_DRAW`] values: one key is taken from
-    /// `rng`, and chunk `c` draws from ChaCha8 seeded with the key on stream `c`. The values
-    /// depend on the seed alone, never on the number of threads.
+    /// `rng`, and chunk `c` draws from Xoshiro256++ seeded by ChaCha8 with the key on stream
+    /// `c`. The values depend on the seed alone, never on the number of threads.
     pub fn tensor(
         &self,
         dims: &[usize],
@@ -145,16 +146,20 @@ impl Draw {
         }
     }
 
-    /// `n` values; chunk `c` of [`SEQUENTIAL_DRAW`] values is drawn from ChaCha8(`key`) on
-    /// stream `c`, the chunks in parallel.
+    /// `n` values; chunk `c` of [`SEQUENTIAL_DRAW`] values is drawn from Xoshiro256++ seeded
+    /// with 256 bits of ChaCha8(`key`) on stream `c`, the chunks in parallel. Xoshiro256++
+    /// (Blackman & Vigna 2021) passes the same statistical batteries and makes a value in a
+    /// third of ChaCha8's time, which made up two thirds of drawing a 3.2-million-value
+    /// weight (3.3 of 4.7 ns per normal value).
     fn chunked<T>(self, n: usize, key: u64, cast: impl Fn(f64) -> T + Sync) -> Vec<T>
     where
         T: Send + Copy + Default,
     {
         let mut out = vec![T::default(); n];
         out.par_chunks_mut(SEQUENTIAL_DRAW).enumerate().for_each(|(c, chunk)| {
-            let mut rng = ChaCha8Rng::seed_from_u64(key);
-            rng.set_stream(c as u64);
+            let mut seeder = ChaCha8Rng::seed_from_u64(key);
+            seeder.set_stream(c as u64);
+            let mut rng = Xoshiro256PlusPlus::from_rng(&mut seeder);
             for v in chunk {
                 *v = cast(self.value(&mut rng));
             }
