@@ -4,7 +4,9 @@
 //! backward scales the gradient instead of routing it to the maximum, so convolution
 //! (forward, input vector-Jacobian product, weight gradient) and pooling (forward and VJP)
 //! live here: im2col + the `gemm` crate on the CPU (or a direct AVX-512 correlation, `direct`,
-//! where it is faster), parallel over the batch with rayon; candle's kernels on other devices.
+//! where it is faster; and for a convolution feeding a ReLU and a max pool, an input VJP that
+//! multiplies only the gradients the pool routes, `routed`), parallel over the batch with
+//! rayon; candle's kernels on other devices.
 
 pub mod conv;
 mod direct;
