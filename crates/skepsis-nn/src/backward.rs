@@ -246,12 +246,12 @@ impl<'a> BackwardPass<'a> {
             if !self.keep_values && ValueId::of_node(index) != stop_value {
                 relevance[index + 1] = None;
             }
-            if let Some((relu_input, r_in)) =
+            if let Some((reached, r_in)) =
                 self.pool_after_relu(index, rules, &consumers, stop_value, &r_out)?
             {
                 // The ReLU's relevance (and the convolution's, when the step covers it) is
                 // never formed, so the walk skips its node.
-                accumulate(&mut relevance, relu_input, r_in)?;
+                accumulate(&mut relevance, reached, r_in)?;
                 continue;
             }
             let step = Step {
