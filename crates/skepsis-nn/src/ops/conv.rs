@@ -47,6 +47,7 @@ use gemm::Parallelism;
 use rayon::prelude::*;
 
 use super::direct::Correlation;
+use super::lanes::LANES;
 use super::matmul::{matmul, Mat};
 use super::pool::{max_pool2d_of_relu, max_pool2d_relu_vjp, MaxPoolOfRelu};
 use super::routed::{weight_rows, Aligned, Routes, Scatter};
@@ -430,7 +431,6 @@ impl ConvGeom {
     /// (one thread). With 784 positions (conv1, 25-element columns) the transposition costs
     /// more than it saves, so the rule is narrow.
     fn channels_last_product(&self) -> bool {
-        const LANES: usize = 16;
         self.p() % LANES != 0 && self.og % LANES == 0
     }
 
@@ -440,7 +440,6 @@ impl ConvGeom {
     /// tiles but the column matrix's rows do (the reasoning of
     /// [`ConvGeom::channels_last_product`]; SC CNN conv2: 196 positions, 800 rows).
     fn channels_last_vjp(&self) -> bool {
-        const LANES: usize = 16;
         self.unit_stride_and_dilation()
             && !self.pointwise
             && self.p() % LANES != 0

@@ -26,10 +26,8 @@
 //! an output channel count that is a multiple of 16; [`correlate`] falls back to a plain loop
 //! otherwise, so its result never depends on the machine beyond rounding.
 
+use super::lanes::{avx512_available, LANES};
 use super::Element;
-
-/// f32 lanes of one AVX-512 vector.
-const LANES: usize = 16;
 
 /// The shape of one correlation (one image).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,7 +73,7 @@ impl Correlation {
     /// only long one per tap (the SC CNN's conv1, one input channel, took 2.8 ms per 64 images
     /// against gemm's 1.2 ms; conv2, 32 channels, 8.9 ms against 10.8 ms, one thread).
     pub fn pays_off(&self) -> bool {
-        self.out_ch % LANES == 0 && self.in_ch >= LANES && avx512::available()
+        self.out_ch % LANES == 0 && self.in_ch >= LANES && avx512_available()
     }
 }
 
@@ -122,11 +120,7 @@ mod avx512 {
     use pulp::{f32x16, NullaryFnOnce};
 
     use super::{Correlation, LANES};
-
-    /// Whether this machine has the AVX-512 subset `pulp`'s `V4` stands for.
-    pub(super) fn available() -> bool {
-        V4::try_new().is_some()
-    }
+    use crate::ops::lanes::{load, store};
 
     /// Runs the tiles (`shape.out_ch` a positive multiple of 16); false without AVX-512.
     pub(super) fn correlate(shape: &Correlation, x: &[f32], w: &[f32], y: &mut [f32]) -> bool {
@@ -246,19 +240,11 @@ mod avx512 {
             }
             for (k, acc) in acc.iter().enumerate() {
                 let out = &mut y[(i * shape.cols + j + k) * cout + ob..][..NV * LANES];
-                for (dst, a) in out.chunks_exact_mut(LANES).zip(acc) {
-                    dst.copy_from_slice(&pulp::cast::<f32x16, [f32; LANES]>(*a));
+                for (dst, &a) in out.chunks_exact_mut(LANES).zip(acc) {
+                    store(dst, a);
                 }
             }
         }
-    }
-
-    /// The first 16 elements of `s` as one vector.
-    #[inline(always)]
-    fn load(s: &[f32]) -> f32x16 {
-        let mut a = [0.0f32; LANES];
-        a.copy_from_slice(&s[..LANES]);
-        pulp::cast(a)
     }
 }
 
@@ -266,10 +252,6 @@ mod avx512 {
 #[cfg(not(target_arch = "x86_64"))]
 mod avx512 {
     use super::Correlation;
-
-    pub(super) fn available() -> bool {
-        false
-    }
 
     pub(super) fn correlate(_: &Correlation, _: &[f32], _: &[f32], _: &mut [f32]) -> bool {
         false

@@ -10,6 +10,7 @@
 
 pub mod conv;
 mod direct;
+mod lanes;
 pub mod linear;
 mod matmul;
 pub mod pointwise;

@@ -22,10 +22,8 @@
 //! multiply-adds of the dense VJP, which `ops::conv` runs where the geometry and the machine
 //! allow it (`conv2d_relu_max_pool2d_input_vjp`).
 
+use super::lanes::{avx512_available, LANES};
 use super::Element;
-
-/// f32 lanes of one AVX-512 vector: the padded plane's channel count is a multiple of it.
-pub(crate) const LANES: usize = 16;
 
 /// The geometry of one image's scatter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,7 +82,7 @@ impl Scatter {
     /// the dense VJP: f32 on AVX-512, at least 16 input channels (the vector runs along them;
     /// fewer would leave most lanes padding).
     pub fn pays_off(&self) -> bool {
-        self.in_ch >= LANES && self.fits_u32() && avx512::available()
+        self.in_ch >= LANES && self.fits_u32() && avx512_available()
     }
 }
 
@@ -278,11 +276,7 @@ mod avx512 {
     use pulp::{f32x16, NullaryFnOnce};
 
     use super::{patch_row, Routes, Scatter, LANES};
-
-    /// Whether this machine has the AVX-512 subset `pulp`'s `V4` stands for.
-    pub(super) fn available() -> bool {
-        V4::try_new().is_some()
-    }
+    use crate::ops::lanes::{load, store};
 
     /// Runs the kernel; false without AVX-512.
     pub(super) fn scatter(
@@ -384,17 +378,9 @@ mod avx512 {
                 }
             }
             for (dst, a) in out.chunks_exact_mut(LANES).zip(acc) {
-                dst.copy_from_slice(&pulp::cast::<f32x16, [f32; LANES]>(a));
+                store(dst, a);
             }
         }
-    }
-
-    /// The first 16 elements of `s` as one vector.
-    #[inline(always)]
-    fn load(s: &[f32]) -> f32x16 {
-        let mut a = [0.0f32; LANES];
-        a.copy_from_slice(&s[..LANES]);
-        pulp::cast(a)
     }
 }
 
@@ -402,10 +388,6 @@ mod avx512 {
 #[cfg(not(target_arch = "x86_64"))]
 mod avx512 {
     use super::{Routes, Scatter};
-
-    pub(super) fn available() -> bool {
-        false
-    }
 
     pub(super) fn scatter(_: &Scatter, _: &Routes<f32>, _: &[f32], _: &mut [f32]) -> bool {
         false
