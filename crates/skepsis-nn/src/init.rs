@@ -15,6 +15,9 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use std::mem::MaybeUninit;
+
+use crate::ops::{vec_written_by, Element};
 use crate::{Error, Layer, Model, Result};
 
 /// How a parameter tensor is initialized.
@@ -150,25 +153,42 @@ impl Draw {
     /// with 256 bits of ChaCha8(`key`) on stream `c`, the chunks in parallel. Xoshiro256++
     /// (Blackman & Vigna 2021) passes the same statistical batteries and makes a value in a
     /// third of ChaCha8's time, which made up two thirds of drawing a 3.2-million-value
-    /// weight (3.3 of 4.7 ns per normal value).
-    fn chunked<T>(self, n: usize, key: u64, cast: impl Fn(f64) -> T + Sync) -> Vec<T>
-    where
-        T: Send + Copy + Default,
-    {
-        let mut out = vec![T::default(); n];
-        out.par_chunks_mut(SEQUENTIAL_DRAW).enumerate().for_each(|(c, chunk)| {
-            let mut seeder = ChaCha8Rng::seed_from_u64(key);
-            seeder.set_stream(c as u64);
-            let mut rng = Xoshiro256PlusPlus::from_rng(&mut seeder);
-            for v in chunk {
-                *v = cast(self.value(&mut rng));
-            }
-        });
-        out
+    /// weight (3.3 of 4.7 ns per normal value). The storage is written once, without being
+    /// zeroed first, by one loop per distribution with the draw inlined: a call per value kept
+    /// the generator's state in memory and made a truncated-normal value cost 8.9 ns on one
+    /// thread; inlined it costs 3.8 ns (the SC CNN's fc1 weight: 28.6 -> 12.1 ms).
+    fn chunked<T: Element>(self, n: usize, key: u64, cast: impl Fn(f64) -> T + Sync) -> Vec<T> {
+        let fill = |out: &mut [MaybeUninit<T>]| {
+            out.par_chunks_mut(SEQUENTIAL_DRAW).enumerate().for_each(|(c, chunk)| {
+                let mut seeder = ChaCha8Rng::seed_from_u64(key);
+                seeder.set_stream(c as u64);
+                let mut rng = Xoshiro256PlusPlus::from_rng(&mut seeder);
+                match self {
+                    Draw::Uniform { low, high } => {
+                        write_each(chunk, || cast(rng.random_range(low..high)))
+                    }
+                    Draw::TruncatedNormal { std } => {
+                        write_each(chunk, || cast(truncated_normal(std, &mut rng)))
+                    }
+                    Draw::Constant(value) => write_each(chunk, || cast(value)),
+                }
+            })
+        };
+        // SAFETY: the chunks cover the storage and every element of a chunk is written.
+        unsafe { vec_written_by(n, fill) }
+    }
+}
+
+/// Writes `value()` into every element of `out`, in order.
+#[inline(always)]
+fn write_each<T>(out: &mut [MaybeUninit<T>], mut value: impl FnMut() -> T) {
+    for v in out {
+        v.write(value());
     }
 }
 
 /// Normal(0, std) re-drawn until within two standard deviations.
+#[inline(always)]
 fn truncated_normal(std: f64, rng: &mut (impl Rng + ?Sized)) -> f64 {
     loop {
         let z: f64 = StandardNormal.sample(rng);
@@ -288,6 +308,27 @@ mod tests {
         let chunk = |c: usize| &tn[c * SEQUENTIAL_DRAW..][..1000];
         assert_ne!(chunk(0), chunk(1));
         assert_ne!(chunk(1), chunk(2));
+    }
+
+    /// Chunk `c` is the documented stream: the key from the layer's generator, ChaCha8(key)
+    /// on stream `c` seeding Xoshiro256++, one `Draw::value` per element in order (the
+    /// per-distribution loops must not change a value).
+    #[test]
+    fn chunks_are_the_documented_streams() {
+        let n = 2 * SEQUENTIAL_DRAW + 17;
+        for init in [Initializer::TruncatedNormal { std: 0.1 }, Initializer::PytorchDefault] {
+            let draw = init.distribution(FANS);
+            let key: u64 = layer_rng(6, 2).random();
+            let mut expected = Vec::with_capacity(n);
+            for c in 0..n.div_ceil(SEQUENTIAL_DRAW) {
+                let mut seeder = ChaCha8Rng::seed_from_u64(key);
+                seeder.set_stream(c as u64);
+                let mut rng = Xoshiro256PlusPlus::from_rng(&mut seeder);
+                let len = SEQUENTIAL_DRAW.min(n - c * SEQUENTIAL_DRAW);
+                expected.extend((0..len).map(|_| draw.value(&mut rng) as f32));
+            }
+            assert_eq!(values(&init, n, 6), expected, "{init:?}");
+        }
     }
 
     /// The values depend on the seed, never on the number of threads.
