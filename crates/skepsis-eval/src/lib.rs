@@ -29,6 +29,6 @@ pub mod smerf;
 pub use dims::MapDims;
 pub use error::{EvalError, Result};
 pub use ground_truth::GroundTruthScore;
-pub use metric::{compare, compare_batch, compare_with, CompareOptions, Metric};
+pub use metric::{compare, compare_batch, compare_with, CompareOptions, Metric, Reference};
 pub use normalize::{normalize, Normalization, Normalized};
 pub use similarity::{Degeneracy, Similarity};

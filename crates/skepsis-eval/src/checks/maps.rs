@@ -13,7 +13,7 @@ use skepsis_nn::Model;
 
 use super::error::{CheckError, CheckResult};
 use super::report::Record;
-use crate::{compare_batch, CompareOptions, MapDims, Metric};
+use crate::{CompareOptions, MapDims, Metric, Reference};
 
 /// The images a check explains, with their labels when known.
 #[derive(Debug, Clone)]
@@ -231,37 +231,66 @@ pub(crate) fn attribute(
 /// One record per image and metric comparing `a` and `b` sample by sample.
 pub(crate) fn compare_records(
     method: &str,
-    (step_index, step): (usize, &str),
+    step: (usize, &str),
     a: &Maps,
     b: &Maps,
     metrics: &[Metric],
     options: &CompareOptions,
 ) -> CheckResult<Vec<Record>> {
-    if a.dims != b.dims || a.n() != b.n() {
-        return Err(CheckError::option(
-            "methods",
-            format!("{method}: maps of different shapes cannot be compared"),
-        ));
+    ReferenceMaps::new(a, metrics, options)?.records(method, step, b)
+}
+
+/// Maps that many others are compared with (the original model's, at every randomization
+/// step), prepared once per metric ([`Reference`]).
+pub(crate) struct ReferenceMaps {
+    dims: MapDims,
+    n: usize,
+    per_metric: Vec<(Metric, Reference)>,
+}
+
+impl ReferenceMaps {
+    pub fn new(a: &Maps, metrics: &[Metric], options: &CompareOptions) -> CheckResult<Self> {
+        let per_metric = metrics
+            .iter()
+            .map(|&metric| Ok((metric, Reference::new(metric, &a.values, a.dims, options)?)))
+            .collect::<CheckResult<Vec<_>>>()?;
+        Ok(ReferenceMaps { dims: a.dims, n: a.n(), per_metric })
     }
-    let mut per_metric = Vec::with_capacity(metrics.len());
-    for &metric in metrics {
-        per_metric.push(compare_batch(metric, &a.values, &b.values, a.dims, options)?);
-    }
-    let mut records = Vec::with_capacity(a.n() * metrics.len());
-    for image in 0..a.n() {
-        for (metric, values) in metrics.iter().zip(&per_metric) {
-            records.push(Record {
-                method: method.to_string(),
-                step_index,
-                step: step.to_string(),
-                image,
-                metric: metric.name().to_string(),
-                value: values[image].value,
-                degenerate: values[image].is_degenerate(),
-            });
+
+    /// One record per image and metric comparing these maps with `b`, sample by sample.
+    pub fn records(
+        &self,
+        method: &str,
+        (step_index, step): (usize, &str),
+        b: &Maps,
+    ) -> CheckResult<Vec<Record>> {
+        if self.dims != b.dims || self.n != b.n() {
+            return Err(CheckError::option(
+                "methods",
+                format!("{method}: maps of different shapes cannot be compared"),
+            ));
         }
+        let per_metric = self
+            .per_metric
+            .iter()
+            .map(|(_, reference)| reference.compare(&b.values))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut records = Vec::with_capacity(self.n * per_metric.len());
+        for image in 0..self.n {
+            for ((metric, _), values) in self.per_metric.iter().zip(&per_metric) {
+                records.push(Record {
+                    method: method.to_string(),
+                    step_index,
+                    step: step.to_string(),
+                    image,
+                    metric: metric.name().to_string(),
+                    value: values[image].value,
+                    degenerate: values[image].is_degenerate(),
+                });
+            }
+        }
+        Ok(records)
     }
-    Ok(records)
 }
 
 /// The argmax class of every image under `model`.

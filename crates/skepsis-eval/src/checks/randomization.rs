@@ -7,7 +7,7 @@ use skepsis_nn::{randomize, Model, RandomizeOptions, DEFAULT_TRACE_MEMO_BUDGET};
 
 use super::error::{CheckError, CheckResult};
 use super::examples::{ExampleWriter, COMPARED, ORIGINAL};
-use super::maps::{self, attribute, compare_records, CheckData, CheckOptions, Maps, TargetChoice};
+use super::maps::{self, attribute, CheckData, CheckOptions, Maps, ReferenceMaps, TargetChoice};
 use super::methods::{self, mix, Control, MethodEntry};
 use super::report::{CheckReport, Record};
 use super::store::{RunControl, StepStore};
@@ -213,11 +213,22 @@ pub fn model_randomization(
     } else {
         Vec::new()
     };
+    // Every step compares with the original maps: they are normalized, ranked or filtered once
+    // (eMPRT compares entropies instead).
+    let references = if options.variant == MprtVariant::Efficient {
+        Vec::new()
+    } else {
+        originals
+            .iter()
+            .map(|o| ReferenceMaps::new(o, &options.common.metrics, &options.common.compare))
+            .collect::<CheckResult<Vec<_>>>()?
+    };
     let mut records = Vec::new();
     let mut complete = true;
     for (k, name) in steps.iter().enumerate() {
         let step = store.step(k, name, || {
-            ctx.step(k, name, &order, &originals, &original_predictions, &mut *progress)
+            let originals = Originals { maps: &originals, references: &references };
+            ctx.step(k, name, &order, originals, &original_predictions, &mut *progress)
         })?;
         match step {
             Some(r) => records.extend(r),
@@ -299,6 +310,13 @@ fn layer_order(model: &Model, options: &RandomizationOptions) -> CheckResult<Vec
     Ok(layers)
 }
 
+/// The original model's maps per method, and the same maps prepared for comparison.
+#[derive(Clone, Copy)]
+struct Originals<'a> {
+    maps: &'a [Maps],
+    references: &'a [ReferenceMaps],
+}
+
 struct Context<'a> {
     model: &'a Model,
     x: &'a candle_core::Tensor,
@@ -374,10 +392,11 @@ impl Context<'_> {
         k: usize,
         name: &str,
         order: &[String],
-        originals: &[Maps],
+        originals: Originals<'_>,
         original_predictions: &[usize],
         progress: &mut dyn Progress,
     ) -> CheckResult<Vec<Record>> {
+        let Originals { maps: originals, references } = originals;
         let common = &self.options.common;
         let efficient = self.options.variant == MprtVariant::Efficient;
         let randomized = if efficient {
@@ -402,16 +421,9 @@ impl Context<'_> {
         };
         let mut records = Vec::new();
         let mut kept = Vec::new();
-        for (entry, original) in self.entries.iter().zip(originals) {
+        for (e, (entry, original)) in self.entries.iter().zip(originals).enumerate() {
             match &randomized {
-                None => records.extend(compare_records(
-                    &entry.label,
-                    (k, name),
-                    original,
-                    original,
-                    &common.metrics,
-                    &common.compare,
-                )?),
+                None => records.extend(references[e].records(&entry.label, (k, name), original)?),
                 Some(m) => {
                     let variant = if efficient { 1 } else { k as u64 };
                     // The edge detector does not read the model: its maps are the original's.
@@ -422,14 +434,7 @@ impl Context<'_> {
                     if efficient {
                         records.extend(emprt_records(&entry.label, (k, name), original, &maps)?);
                     } else {
-                        records.extend(compare_records(
-                            &entry.label,
-                            (k, name),
-                            original,
-                            &maps,
-                            &common.metrics,
-                            &common.compare,
-                        )?);
+                        records.extend(references[e].records(&entry.label, (k, name), &maps)?);
                     }
                     kept.push((entry.label.as_str(), maps));
                 }

@@ -14,8 +14,10 @@ mod topk;
 pub use correlation::{cosine, mse, pearson};
 pub use entropy::{discrete_entropy, entropy_rise, ENTROPY_BINS};
 pub use hog::{hog, hog_similarity, HogOptions};
+pub(crate) use rank::spearman_with_ranks;
 pub use rank::{average_ranks, spearman};
 pub use ssim::{ssim, SsimCovariance, SsimOptions};
+pub(crate) use ssim::{ssim_with_moments, LocalMoments};
 pub use topk::{top_k_intersection, TopK};
 
 use serde::{Deserialize, Serialize};

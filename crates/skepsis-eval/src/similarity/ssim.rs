@@ -93,6 +93,68 @@ pub fn ssim(a: &[f64], b: &[f64], dims: MapDims, options: &SsimOptions) -> Resul
     dims.validate("a", a)?;
     dims.validate("b", b)?;
     options.validate()?;
+    ensure_window(dims)?;
+    if a == b {
+        return Ok(identical(a, b));
+    }
+    Ok(combine(a, &LocalMoments::of(a, dims), b, &LocalMoments::of(b, dims), dims, options))
+}
+
+/// [`ssim`] of a map whose [`LocalMoments`] are known (validated and computed once for a map
+/// compared with many others) with the map `b`.
+pub(crate) fn ssim_with_moments(
+    a: &[f64],
+    moments: &LocalMoments,
+    b: &[f64],
+    dims: MapDims,
+    options: &SsimOptions,
+) -> Result<Similarity> {
+    dims.validate("b", b)?;
+    options.validate()?;
+    if a == b {
+        return Ok(identical(a, b));
+    }
+    Ok(combine(a, moments, b, &LocalMoments::of(b, dims), dims, options))
+}
+
+/// The local means and second moments of one map, per channel (`ux` and `uxx` of [`ssim`]):
+/// two of SSIM's five Gaussian filters depend on one map alone, so a map compared with many
+/// others (the original model's maps at every randomization step) is filtered once.
+#[derive(Debug, Clone)]
+pub(crate) struct LocalMoments {
+    /// Per channel, the filtered map `ux` and the filtered squares `uxx`.
+    planes: Vec<(Vec<f64>, Vec<f64>)>,
+}
+
+impl LocalMoments {
+    /// The moments of a validated map of dimensions `dims`, at least 11x11.
+    fn of(x: &[f64], dims: MapDims) -> LocalMoments {
+        let (height, width, pixels) = (dims.height(), dims.width(), dims.pixels());
+        let weights = gaussian_weights();
+        let planes = x
+            .chunks_exact(pixels)
+            .map(|plane| {
+                let squares: Vec<f64> = plane.iter().map(|v| v * v).collect();
+                let filter = |values: &[f64]| gaussian_filter(values, height, width, &weights);
+                (filter(plane), filter(&squares))
+            })
+            .collect();
+        LocalMoments { planes }
+    }
+
+    /// Validates `x` as the first map of [`ssim`] and computes its moments.
+    ///
+    /// Errors: those of [`ssim`] for the first map (shape, non-finite values, smaller than
+    /// 11x11).
+    pub(crate) fn new(x: &[f64], dims: MapDims) -> Result<LocalMoments> {
+        dims.validate("a", x)?;
+        ensure_window(dims)?;
+        Ok(LocalMoments::of(x, dims))
+    }
+}
+
+/// Maps smaller than the 11x11 window are refused (as skimage refuses them).
+fn ensure_window(dims: MapDims) -> Result<()> {
     let (height, width) = (dims.height(), dims.width());
     let window = 2 * SSIM_RADIUS + 1;
     if height < window || width < window {
@@ -104,33 +166,50 @@ pub fn ssim(a: &[f64], b: &[f64], dims: MapDims, options: &SsimOptions) -> Resul
             min_width: window,
         });
     }
-    let degeneracy = Degeneracy::from_flags(is_constant(a), is_constant(b));
-    if a == b {
-        // `S = 1` in every window: with `y = x` the numerator's and the denominator's factors
-        // are the same numbers (`2 ux ux = ux^2 + ux^2`, `vxy = vx = vy`). A check compares many
-        // maps with themselves (the original model's, the edge detector's at every step).
-        return Ok(Similarity { value: 1.0, degeneracy });
-    }
-    let pixels = dims.pixels();
-    let channels = dims.num_channels();
-    let total: f64 = (0..channels)
-        .map(|c| {
-            let range = c * pixels..(c + 1) * pixels;
-            ssim_plane(&a[range.clone()], &b[range], height, width, options)
-        })
-        .sum();
-    Ok(Similarity { value: total / channels as f64, degeneracy })
+    Ok(())
 }
 
-/// SSIM of one validated `[height, width]` channel.
-fn ssim_plane(x: &[f64], y: &[f64], height: usize, width: usize, options: &SsimOptions) -> f64 {
-    let weights = gaussian_weights();
-    let filter = |values: &[f64]| gaussian_filter(values, height, width, &weights);
-    let xx: Vec<f64> = x.iter().map(|v| v * v).collect();
-    let yy: Vec<f64> = y.iter().map(|v| v * v).collect();
+/// SSIM of a map with an equal one: `S = 1` in every window. With `y = x` the numerator's and
+/// the denominator's factors are the same numbers (`2 ux ux = ux^2 + ux^2`, `vxy = vx = vy`).
+/// A check compares many maps with themselves (the original model's, the edge detector's at
+/// every step).
+fn identical(a: &[f64], b: &[f64]) -> Similarity {
+    Similarity { value: 1.0, degeneracy: Degeneracy::from_flags(is_constant(a), is_constant(b)) }
+}
+
+/// Mean SSIM over the channels of two validated maps with their moments.
+fn combine(
+    x: &[f64],
+    mx: &LocalMoments,
+    y: &[f64],
+    my: &LocalMoments,
+    dims: MapDims,
+    options: &SsimOptions,
+) -> Similarity {
+    let degeneracy = Degeneracy::from_flags(is_constant(x), is_constant(y));
+    let pixels = dims.pixels();
+    let total: f64 = x
+        .chunks_exact(pixels)
+        .zip(y.chunks_exact(pixels))
+        .zip(mx.planes.iter().zip(&my.planes))
+        .map(|((x, y), (mx, my))| ssim_plane(x, mx, y, my, dims.height(), dims.width(), options))
+        .sum();
+    Similarity { value: total / dims.num_channels() as f64, degeneracy }
+}
+
+/// SSIM of one validated `[height, width]` channel whose means `ux`, `uy` and second moments
+/// `uxx`, `uyy` are given: only the filtered cross products `uxy` remain.
+fn ssim_plane(
+    x: &[f64],
+    (ux, uxx): &(Vec<f64>, Vec<f64>),
+    y: &[f64],
+    (uy, uyy): &(Vec<f64>, Vec<f64>),
+    height: usize,
+    width: usize,
+    options: &SsimOptions,
+) -> f64 {
     let xy: Vec<f64> = x.iter().zip(y).map(|(u, v)| u * v).collect();
-    let (ux, uy) = (filter(x), filter(y));
-    let (uxx, uyy, uxy) = (filter(&xx), filter(&yy), filter(&xy));
+    let uxy = gaussian_filter(&xy, height, width, &gaussian_weights());
 
     let cov_norm = match options.covariance {
         SsimCovariance::Population => 1.0,
@@ -175,65 +254,78 @@ fn gaussian_weights() -> [f64; SSIM_RADIUS + 1] {
     half
 }
 
-/// Separable Gaussian filter, axis 0 (rows) then axis 1 (columns), like scipy.ndimage.
-fn gaussian_filter(values: &[f64], height: usize, width: usize, half: &[f64]) -> Vec<f64> {
+/// Separable Gaussian filter, axis 0 (rows) then axis 1 (columns), like scipy.ndimage, of a
+/// `[height, width]` plane at least [`SSIM_RADIUS`] + 1 on each side.
+fn gaussian_filter(
+    values: &[f64],
+    height: usize,
+    width: usize,
+    half: &[f64; SSIM_RADIUS + 1],
+) -> Vec<f64> {
+    debug_assert!(height > SSIM_RADIUS && width > SSIM_RADIUS);
     // Axis 0: every column at once, one output row at a time (row `i` reads the reflected
-    // rows `i +- j`); the same terms in the same order as filtering each column as a line.
-    let (h, r) = (height as isize, half.len().saturating_sub(1));
-    let row = |i: isize| &values[reflect(i, h) * width..][..width];
+    // rows `i +- j`), each output summed in a register; the same terms in the same order as
+    // filtering each column as a line.
+    let h = height as isize;
     let mut along_rows = vec![0.0; values.len()];
     for (i, dst) in along_rows.chunks_exact_mut(width).enumerate() {
-        let i = i as isize;
-        for (d, &v) in dst.iter_mut().zip(row(i)) {
-            *d = v * half[0];
-        }
-        for (j, &w) in half.iter().enumerate().skip(1) {
-            let (after, before) = (row(i + j as isize), row(i - j as isize));
-            for ((d, &a), &b) in dst.iter_mut().zip(after).zip(before) {
-                *d += (a + b) * w;
+        let row = |offset: isize| &values[reflect_once(i as isize + offset, h) * width..][..width];
+        let center = row(0);
+        let pairs: [(&[f64], &[f64]); SSIM_RADIUS] =
+            std::array::from_fn(|j| (row(j as isize + 1), row(-(j as isize) - 1)));
+        for (c, d) in dst.iter_mut().enumerate() {
+            let mut acc = center[c] * half[0];
+            for (j, (after, before)) in pairs.iter().enumerate() {
+                acc += (after[c] + before[c]) * half[j + 1];
             }
+            *d = acc;
         }
     }
+    // Axis 1: each row as a line, with `SSIM_RADIUS` reflected samples on each side so that
+    // the inner loop reads contiguous memory (the same terms in the same order as reflecting
+    // every index).
+    let (w, r) = (width as isize, SSIM_RADIUS as isize);
     let mut out = vec![0.0; values.len()];
-    let mut padded = Vec::with_capacity(width + 2 * r);
+    let mut padded = vec![0.0; width + 2 * SSIM_RADIUS];
     for (src, dst) in along_rows.chunks_exact(width).zip(out.chunks_exact_mut(width)) {
-        correlate_symmetric(src, half, dst, &mut padded);
+        for (p, i) in padded.iter_mut().zip(-r..w + r) {
+            *p = src[reflect_once(i, w)];
+        }
+        for (i, o) in dst.iter_mut().enumerate() {
+            let c = i + SSIM_RADIUS;
+            let mut acc = padded[c] * half[0];
+            for (j, &weight) in half.iter().enumerate().skip(1) {
+                acc += (padded[c + j] + padded[c - j]) * weight;
+            }
+            *o = acc;
+        }
     }
     out
 }
 
-/// 1-D correlation with a symmetric kernel and "reflect" (half-sample symmetric) boundary,
-/// summed like scipy's `NI_Correlate1D` for symmetric weights:
-/// `out[i] = w0 x[i] + sum_j wj (x[i + j] + x[i - j])`. `padded` is scratch space.
-fn correlate_symmetric(line: &[f64], half: &[f64], out: &mut [f64], padded: &mut Vec<f64>) {
-    // The line with `r` reflected samples on each side, so that the inner loop reads
-    // contiguous memory (the same terms in the same order as reflecting every index).
-    let (n, r) = (line.len() as isize, half.len().saturating_sub(1) as isize);
-    padded.clear();
-    padded.extend((-r..0).map(|i| line[reflect(i, n)]));
-    padded.extend_from_slice(line);
-    padded.extend((n..n + r).map(|i| line[reflect(i, n)]));
-    let r = r as usize;
-    for (i, o) in out.iter_mut().enumerate() {
-        let c = i + r;
-        let mut acc = padded[c] * half[0];
-        for (j, &w) in half.iter().enumerate().skip(1) {
-            acc += (padded[c + j] + padded[c - j]) * w;
-        }
-        *o = acc;
-    }
-}
-
-/// Index into `0..n` of position `i` under half-sample symmetric reflection (period `2n`).
-fn reflect(i: isize, n: isize) -> usize {
-    let period = 2 * n;
-    let m = i.rem_euclid(period);
-    (if m < n { m } else { period - 1 - m }) as usize
+/// Index into `0..n` of position `-n <= i < 2n` under half-sample symmetric reflection
+/// (`d c b a | a b c d | d c b a`): one fold, no division (`rem_euclid` per row made most of
+/// the filter's time).
+fn reflect_once(i: isize, n: isize) -> usize {
+    (if i < 0 {
+        -i - 1
+    } else if i >= n {
+        2 * n - 1 - i
+    } else {
+        i
+    }) as usize
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Index into `0..n` of position `i` under half-sample symmetric reflection (period `2n`).
+    fn reflect(i: isize, n: isize) -> usize {
+        let period = 2 * n;
+        let m = i.rem_euclid(period);
+        (if m < n { m } else { period - 1 - m }) as usize
+    }
 
     /// The filter as scipy describes it: each column, then each row, as a 1-D line with every
     /// index reflected. The fast filter must give the same bits (same terms, same order).
@@ -291,9 +383,10 @@ mod tests {
                             _ => 0.5,
                         })
                         .collect();
-                    let windows = ssim_plane(&x, &x, height, width, &options);
-                    assert_eq!(windows, 1.0, "{height}x{width} {options:?} kind {kind}");
                     let dims = MapDims::plane(height, width);
+                    let m = LocalMoments::of(&x, dims);
+                    let windows = combine(&x, &m, &x, &m, dims, &options).value;
+                    assert_eq!(windows, 1.0, "{height}x{width} {options:?} kind {kind}");
                     assert_eq!(ssim(&x, &x, dims, &options).unwrap().value, windows);
                 }
             }
@@ -305,6 +398,9 @@ mod tests {
         // d c b a | a b c d | d c b a  for n = 4
         let got: Vec<usize> = (-4..8).map(|i| reflect(i, 4)).collect();
         assert_eq!(got, vec![3, 2, 1, 0, 0, 1, 2, 3, 3, 2, 1, 0]);
+        for n in [1, 4, 11, 28] {
+            assert!((-n..2 * n).all(|i| reflect_once(i, n) == reflect(i, n)), "n {n}");
+        }
     }
 
     #[test]
