@@ -17,6 +17,7 @@ pub mod onnx;
 pub mod ops;
 pub mod preprocess;
 pub mod train;
+mod ziggurat;
 pub mod zoo;
 
 pub use backward::{
