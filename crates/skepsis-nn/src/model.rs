@@ -461,6 +461,27 @@ impl Model {
         }
     }
 
+    /// The convolution at `index` and the max pool's spec where nodes `index..index + 3` are a
+    /// convolution, a ReLU reading only its output and a max pool reading only the ReLU's
+    /// ([`Model::trace`] keeps all three outputs, so other readers do not matter).
+    fn traced_chain_at(&self, index: usize) -> Option<(&Conv2d, &Pool2dSpec)> {
+        let reads_previous =
+            |i: usize| self.nodes.get(i).is_some_and(|n| n.inputs.len() == 1 && n.inputs[0].0 == i);
+        match (self.nodes.get(index), self.nodes.get(index + 1), self.nodes.get(index + 2)) {
+            (Some(c), Some(r), Some(p))
+                if reads_previous(index + 1) && reads_previous(index + 2) =>
+            {
+                match (&c.layer, &r.layer, &p.layer) {
+                    (Layer::Conv2d(conv), Layer::Relu, Layer::MaxPool2d(spec)) => {
+                        Some((conv, spec))
+                    }
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
+
     /// Runs the chain of single-input nodes `range` on `x`, node by node.
     fn run_chain(&self, x: &Tensor, range: std::ops::RangeInclusive<usize>) -> Result<Tensor> {
         let mut y = x.clone();
@@ -482,20 +503,43 @@ impl Model {
         let mut memoized = Vec::with_capacity(self.nodes.len() + 1);
         values.push(x.clone());
         memoized.push(true);
-        for (i, node) in self.nodes.iter().enumerate() {
+        let mut i = 0;
+        while i < self.nodes.len() {
+            let node = &self.nodes[i];
             let kept = last.as_ref().filter(|m| {
                 m.versions.get(i) == Some(&self.versions[i])
                     && node.inputs.iter().all(|v| memoized[v.0])
             });
-            let y = match kept {
-                Some(m) => m.values[i + 1].clone(),
-                None => {
-                    let inputs: Vec<&Tensor> = node.inputs.iter().map(|v| &values[v.0]).collect();
-                    node.layer.forward(&inputs).map_err(|e| at_node(&node.name, e))?
+            if let Some(m) = kept {
+                values.push(m.values[i + 1].clone());
+                memoized.push(true);
+                i += 1;
+                continue;
+            }
+            let inputs: Vec<&Tensor> = node.inputs.iter().map(|v| &values[v.0]).collect();
+            // A convolution whose output only a ReLU reads, whose output a max pool reads
+            // next, runs as one step that keeps all three outputs (none of them is in the
+            // memo: the ReLU's and the pool's inputs are not).
+            if let Some((conv, spec)) = self.traced_chain_at(i) {
+                let fused = crate::ops::conv::conv2d_relu_max_pool2d_traced(
+                    inputs[0],
+                    &conv.weight,
+                    conv.bias.as_ref(),
+                    &conv.spec,
+                    spec,
+                );
+                // On failure the nodes run one by one, so that the error names the one
+                // that fails.
+                if let Ok(outputs) = fused {
+                    values.extend(outputs);
+                    memoized.extend([false; 3]);
+                    i += 3;
+                    continue;
                 }
-            };
-            memoized.push(kept.is_some());
-            values.push(y);
+            }
+            values.push(node.layer.forward(&inputs).map_err(|e| at_node(&node.name, e))?);
+            memoized.push(false);
+            i += 1;
         }
         if let Some(m) = memo {
             m.keep(&self.versions, &values);

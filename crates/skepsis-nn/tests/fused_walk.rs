@@ -220,8 +220,41 @@ fn forward_equals_the_traced_logits() -> Result<()> {
     Ok(())
 }
 
-/// Where `forward` runs a convolution, its ReLU and its max pool as one step and that step
-/// fails, the error names the node that fails, as the step-by-step pass would.
+/// `trace`, which runs a convolution, its ReLU and its max pool as one step that keeps all
+/// three outputs, holds exactly the values of running the nodes one by one (NaN input
+/// included).
+#[test]
+fn trace_holds_the_values_of_the_nodes_one_by_one() -> Result<()> {
+    let sc_cnn = zoo::build(Architecture::ScCnn, [1, 28, 28], 10, 5)?;
+    for (name, model) in [("cnn", load("cnn")), ("cnn_bn", load("cnn_bn")), ("sc-cnn", sc_cnn)] {
+        let mut dims = vec![5];
+        dims.extend_from_slice(model.input_shape());
+        let mut x = Tensor::rand(-1f32, 1f32, dims.as_slice(), &Device::Cpu)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        x[100] = f32::NAN;
+        let x = Tensor::from_vec(x, dims, &Device::Cpu)?;
+        let trace = model.trace(&x)?;
+        let mut values = vec![x.clone()];
+        for node in model.nodes() {
+            let inputs: Vec<&Tensor> = node.inputs.iter().map(|v| &values[v.0]).collect();
+            let y = node.layer.forward(&inputs)?;
+            values.push(y);
+        }
+        for (i, expected) in values.iter().enumerate().skip(1) {
+            let got = trace.output(i - 1);
+            let bits = |t: &Tensor| -> Result<Vec<u32>> {
+                Ok(t.flatten_all()?.to_vec1::<f32>()?.iter().map(|v| v.to_bits()).collect())
+            };
+            assert_eq!(got.dims(), expected.dims(), "{name} node {}", i - 1);
+            assert_eq!(bits(got)?, bits(expected)?, "{name} node {}", i - 1);
+        }
+    }
+    Ok(())
+}
+
+/// Where `forward` or `trace` runs a convolution, its ReLU and its max pool as one step and
+/// that step fails, the error names the node that fails, as the step-by-step pass would.
 #[test]
 fn forward_fused_convolution_errors_name_the_failing_node() -> Result<()> {
     use skepsis_nn::layer::Conv2d;
@@ -245,7 +278,9 @@ fn forward_fused_convolution_errors_name_the_failing_node() -> Result<()> {
     };
     // A weight for two input channels on a one-channel input: the convolution fails.
     assert_eq!(node_of(model(2, 2)?.forward(&x).unwrap_err()), "conv");
+    assert_eq!(node_of(model(2, 2)?.trace(&x).unwrap_err()), "conv");
     // A 5x5 window on the convolution's 4x4 output: the pool fails.
     assert_eq!(node_of(model(1, 5)?.forward(&x).unwrap_err()), "pool");
+    assert_eq!(node_of(model(1, 5)?.trace(&x).unwrap_err()), "pool");
     Ok(())
 }

@@ -4,7 +4,7 @@
 use candle_core::{DType, Device, Tensor};
 use skepsis_nn::ops::conv::{
     conv2d, conv2d_input_vjp, conv2d_relu_max_pool2d, conv2d_relu_max_pool2d_input_vjp,
-    conv2d_weight_vjp,
+    conv2d_relu_max_pool2d_traced, conv2d_weight_vjp,
 };
 use skepsis_nn::ops::pool::{
     adaptive_avg_pool2d, adaptive_avg_pool2d_vjp, avg_pool2d, avg_pool2d_vjp, max_pool2d,
@@ -774,10 +774,15 @@ fn max_pool_of_relu_equals_pooling_the_relu() {
     }
 }
 
+/// The bits of a tensor's values (NaNs compare equal to the same NaN).
+fn bits(t: &Tensor) -> Vec<u64> {
+    values(t).iter().map(|v| v.to_bits()).collect()
+}
+
 /// The fused convolution + ReLU + max pool equals the three operators in turn, value for
-/// value: every convolution case (batches of one run their images in sequence, larger ones
-/// in parallel) with a NaN input pixel, under every pooling geometry that fits its output,
-/// in f32 and f64.
+/// value, and so do the three outputs of its traced form: every convolution case (batches of
+/// one run their images in sequence, larger ones in parallel) with a NaN input pixel, under
+/// every pooling geometry that fits its output, in f32 and f64.
 #[test]
 fn conv_relu_max_pool_equals_the_three_operators() {
     use skepsis_nn::ops::pointwise::relu;
@@ -798,6 +803,13 @@ fn conv_relu_max_pool_equals_the_three_operators() {
                 assert_eq!(fused.dims(), three.dims());
                 assert_eq!(fused.dtype(), dtype);
                 assert_eq!(values(&fused), values(&three), "case {idx} {spec:?} {dtype:?}");
+                let traced = conv2d_relu_max_pool2d_traced(&xt, &wt, bt.as_ref(), &cs.spec(), spec);
+                let [z, r, p] = traced.unwrap();
+                let (relu_y, pooled) = (relu(&y).unwrap(), three);
+                for (got, expected) in [(&z, &y), (&r, &relu_y), (&p, &pooled)] {
+                    assert_eq!((got.dims(), got.dtype()), (expected.dims(), dtype));
+                    assert_eq!(bits(got), bits(expected), "case {idx} {spec:?} {dtype:?}");
+                }
                 compared += 1;
             }
         }
@@ -812,7 +824,14 @@ fn conv_relu_max_pool_rejects_bad_input_with_typed_errors() {
     let (x, w) = (zeros(&[1, 3, 5, 5], DType::F32), zeros(&[2, 3, 3, 3], DType::F32));
     let d = Conv2dSpec::default();
     let fused = |x: &Tensor, w: &Tensor, b: Option<&Tensor>, pool: Pool2dSpec| {
-        conv2d_relu_max_pool2d(x, w, b, &d, &pool).unwrap_err()
+        let traced = conv2d_relu_max_pool2d_traced(x, w, b, &d, &pool).unwrap_err();
+        let error = conv2d_relu_max_pool2d(x, w, b, &d, &pool).unwrap_err();
+        assert_eq!(
+            std::mem::discriminant(&traced),
+            std::mem::discriminant(&error),
+            "{traced} / {error}"
+        );
+        error
     };
     let p2 = Pool2dSpec::square(2);
     assert_eq!(conv2d_relu_max_pool2d(&x, &w, None, &d, &p2).unwrap().dims(), [1, 2, 1, 1]);

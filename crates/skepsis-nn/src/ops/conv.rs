@@ -123,6 +123,40 @@ pub fn conv2d_relu_max_pool2d(
     }
 }
 
+/// The three outputs of `conv2d`, ReLU and `max_pool2d` in sequence, `[z, relu(z),
+/// max_pool2d(relu(z))]`, each image's computed while its convolution output is in cache: what
+/// a trace keeps ([`Model::trace`](crate::Model::trace)), without reading the convolution's
+/// output back from memory for the ReLU and the ReLU's for the pool (the largest activations
+/// of most CNNs).
+///
+/// The values are those of [`conv2d`], [`relu`](super::pointwise::relu) and
+/// [`max_pool2d`](super::pool::max_pool2d) in sequence, element for element (the same
+/// kernels on the same data). Arguments and errors are those of
+/// [`conv2d_relu_max_pool2d`]; on devices other than the CPU the three run one after the
+/// other.
+pub fn conv2d_relu_max_pool2d_traced(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    spec: &Conv2dSpec,
+    pool: &Pool2dSpec,
+) -> Result<[Tensor; 3]> {
+    const CTX: &str = "conv2d_relu_max_pool2d_traced";
+    let g = ConvGeom::new(CTX, x.dims(), weight.dims(), spec)?;
+    let pooling = MaxPoolOfRelu::new(CTX, &g.output_dims(), pool)?;
+    let dtype = check_operands(CTX, x, weight, bias, &g)?;
+    if !x.device().is_cpu() {
+        let z = conv2d(x, weight, bias, spec)?;
+        let r = super::pointwise::relu(&z)?;
+        let p = super::pool::max_pool2d(&r, pool)?;
+        return Ok([z, r, p]);
+    }
+    match dtype {
+        DType::F32 => conv2d_traced_cpu::<f32>(x, weight, bias, &g, &pooling),
+        _ => conv2d_traced_cpu::<f64>(x, weight, bias, &g, &pooling),
+    }
+}
+
 /// Input vector-Jacobian product of [`conv2d`]: `x̄ = (∂y/∂x)ᵀ · grad_out`, i.e. the
 /// transposed convolution of `grad_out` with `weight` (im2col's adjoint, col2im).
 ///
@@ -680,6 +714,28 @@ fn conv2d_pooled_cpu<T: Element>(
     from_cpu_vec(out, pooling.output_dims().to_vec())
 }
 
+fn conv2d_traced_cpu<T: Element>(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    g: &ConvGeom,
+    pooling: &MaxPoolOfRelu,
+) -> Result<[Tensor; 3]> {
+    let bias: Option<Vec<T>> =
+        bias.map(|b| cpu_slice::<T, _>(b, |s| Ok(s.to_vec()))).transpose()?;
+    let [z, r, p] = cpu_slice::<T, _>(x, |xs| {
+        cpu_slice::<T, _>(weight, |ws| {
+            Ok(forward_kernel_traced(xs, ws, bias.as_deref(), g, pooling))
+        })
+    })?;
+    let dims = g.output_dims();
+    Ok([
+        from_cpu_vec(z, dims.to_vec())?,
+        from_cpu_vec(r, dims.to_vec())?,
+        from_cpu_vec(p, pooling.output_dims().to_vec())?,
+    ])
+}
+
 fn input_vjp_cpu<T: Element>(grad_out: &Tensor, weight: &Tensor, g: &ConvGeom) -> Result<Tensor> {
     let dx = cpu_slice::<T, _>(grad_out, |gs| {
         cpu_slice::<T, _>(weight, |ws| Ok(input_vjp_kernel(gs, ws, g)))
@@ -802,6 +858,67 @@ fn forward_kernel_then<T: Element>(
         }
     }
     out
+}
+
+/// [`forward_kernel`] followed, image by image, by the ReLU and the max pool of
+/// [`conv2d_relu_max_pool2d_traced`]: the convolution, ReLU and pooled outputs.
+fn forward_kernel_traced<T: Element>(
+    x: &[T],
+    w: &[T],
+    bias: Option<&[T]>,
+    g: &ConvGeom,
+    pooling: &MaxPoolOfRelu,
+) -> [Vec<T>; 3] {
+    let (out_img, pool_img) = (g.output_image(), pooling.output_image());
+    let mut pooled = vec![T::zero(); g.n * pool_img];
+    if pooled.is_empty() || out_img == 0 {
+        return [vec![T::zero(); g.n * out_img], vec![T::zero(); g.n * out_img], pooled];
+    }
+    let product = g.forward_product::<T>();
+    let w = forward_weight(w, g, product);
+    let w = w.as_ref();
+    let in_img = g.input_image();
+    let image = |i: usize| &x[i * in_img..(i + 1) * in_img];
+    let buffers = || forward_buffers::<T>(g, product);
+    let run = |(col, t): &mut (Vec<T>, Vec<T>),
+               i: usize,
+               (z, r, p): (&mut [MaybeUninit<T>], &mut [MaybeUninit<T>], &mut [T]),
+               par: Parallelism| {
+        forward_image(image(i), w, bias, g, product, col, t, z, par);
+        // SAFETY: `forward_image` initializes every element of its image; MaybeUninit<T>
+        // has T's layout.
+        let z = unsafe { &*(z as *const [MaybeUninit<T>] as *const [T]) };
+        // The ReLU of `pointwise::relu` (NaN and -0 give +0).
+        for (r, &v) in r.iter_mut().zip(z) {
+            r.write(if v > T::zero() { v } else { T::zero() });
+        }
+        pooling.image(z, p);
+    };
+    let mut relu = Vec::new();
+    let write_z = |zs: &mut [MaybeUninit<T>]| {
+        let write_r = |rs: &mut [MaybeUninit<T>]| {
+            if g.batch_parallel() {
+                zs.par_chunks_mut(out_img)
+                    .zip(rs.par_chunks_mut(out_img))
+                    .zip(pooled.par_chunks_mut(pool_img))
+                    .enumerate()
+                    .for_each_init(buffers, |bufs, (i, ((z, r), p))| {
+                        run(bufs, i, (z, r, p), Parallelism::None)
+                    });
+            } else {
+                let mut bufs = buffers();
+                let images = zs.chunks_mut(out_img).zip(rs.chunks_mut(out_img));
+                for (i, ((z, r), p)) in images.zip(pooled.chunks_mut(pool_img)).enumerate() {
+                    run(&mut bufs, i, (z, r, p), Parallelism::Rayon(0));
+                }
+            }
+        };
+        // SAFETY: every image's ReLU output is written by `run`.
+        relu = unsafe { vec_written_by(g.n * out_img, write_r) };
+    };
+    // SAFETY: every image's convolution output is written by `forward_image`.
+    let conv = unsafe { vec_written_by(g.n * out_img, write_z) };
+    [conv, relu, pooled]
 }
 
 /// The weight as [`forward_image`] reads it: taps first for the direct correlation
