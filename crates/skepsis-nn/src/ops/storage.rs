@@ -29,6 +29,17 @@ pub(crate) trait Element: WithDType + num_traits::Float + Send + Sync + 'static 
         0
     }
 
+    /// Four windows of the 2x2 max-pool routing (`ops::pool`, `MaxPoolOfRelu::route`) in
+    /// vector code, where this type has some: each window's winning slot and gated gradient,
+    /// `None` for windows holding a NaN or without a kernel.
+    fn max_pool_2x2_winners(
+        _top: &[Self],
+        _bottom: &[Self],
+        _g: &[Self],
+    ) -> Option<([u8; 4], [Self; 4])> {
+        None
+    }
+
     /// Whether [`Element::correlate`] has a vector kernel for `shape` on this machine that
     /// beats im2col + `gemm` (the convolutions then use it).
     fn vector_correlation(_shape: &Correlation) -> bool {
@@ -87,6 +98,12 @@ impl Element for f32 {
         relu: bool,
     ) -> usize {
         super::pool::max_pool_2x2_vjp_rows_sse2(top, bottom, g, dtop, dbottom, relu)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    fn max_pool_2x2_winners(top: &[f32], bottom: &[f32], g: &[f32]) -> Option<([u8; 4], [f32; 4])> {
+        super::pool::max_pool_2x2_winners_sse2(top, bottom, g)
     }
 }
 
