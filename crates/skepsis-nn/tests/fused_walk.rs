@@ -199,19 +199,24 @@ fn the_convolution_is_walked_where_its_gradient_is_needed() -> Result<()> {
     Ok(())
 }
 
+/// `n` random inputs of `model` in [-1, 1) with one NaN.
+fn images_with_a_nan(model: &Model, n: usize) -> Result<Tensor> {
+    let mut dims = vec![n];
+    dims.extend_from_slice(model.input_shape());
+    let mut x = Tensor::rand(-1f32, 1f32, dims.as_slice(), &Device::Cpu)?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+    x[100] = f32::NAN;
+    Ok(Tensor::from_vec(x, dims, &Device::Cpu)?)
+}
+
 /// `forward`, which pools a ReLU's input directly where nothing else needs the ReLU's
 /// output, gives the logits of `trace`, which keeps every value, also with NaN inputs.
 #[test]
 fn forward_equals_the_traced_logits() -> Result<()> {
     let sc_cnn = zoo::build(Architecture::ScCnn, [1, 28, 28], 10, 5)?;
     for (name, model) in [("cnn", load("cnn")), ("cnn_bn", load("cnn_bn")), ("sc-cnn", sc_cnn)] {
-        let mut dims = vec![3];
-        dims.extend_from_slice(model.input_shape());
-        let mut x = Tensor::rand(-1f32, 1f32, dims.as_slice(), &Device::Cpu)?
-            .flatten_all()?
-            .to_vec1::<f32>()?;
-        x[100] = f32::NAN;
-        let x = Tensor::from_vec(x, dims, &Device::Cpu)?;
+        let x = images_with_a_nan(&model, 3)?;
         let forward = model.forward(&x)?;
         let traced = model.trace(&x)?;
         let (a, b) = (flat(&forward), flat(traced.logits()));
@@ -227,13 +232,7 @@ fn forward_equals_the_traced_logits() -> Result<()> {
 fn trace_holds_the_values_of_the_nodes_one_by_one() -> Result<()> {
     let sc_cnn = zoo::build(Architecture::ScCnn, [1, 28, 28], 10, 5)?;
     for (name, model) in [("cnn", load("cnn")), ("cnn_bn", load("cnn_bn")), ("sc-cnn", sc_cnn)] {
-        let mut dims = vec![5];
-        dims.extend_from_slice(model.input_shape());
-        let mut x = Tensor::rand(-1f32, 1f32, dims.as_slice(), &Device::Cpu)?
-            .flatten_all()?
-            .to_vec1::<f32>()?;
-        x[100] = f32::NAN;
-        let x = Tensor::from_vec(x, dims, &Device::Cpu)?;
+        let x = images_with_a_nan(&model, 5)?;
         let trace = model.trace(&x)?;
         let mut values = vec![x.clone()];
         for node in model.nodes() {

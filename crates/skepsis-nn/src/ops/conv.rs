@@ -110,10 +110,8 @@ pub fn conv2d_relu_max_pool2d(
     spec: &Conv2dSpec,
     pool: &Pool2dSpec,
 ) -> Result<Tensor> {
-    const CTX: &str = "conv2d_relu_max_pool2d";
-    let g = ConvGeom::new(CTX, x.dims(), weight.dims(), spec)?;
-    let pooling = MaxPoolOfRelu::new(CTX, &g.output_dims(), pool)?;
-    let dtype = check_operands(CTX, x, weight, bias, &g)?;
+    let (g, pooling, dtype) =
+        pooled_operands("conv2d_relu_max_pool2d", x, weight, bias, spec, pool)?;
     if !x.device().is_cpu() {
         return max_pool2d_of_relu(&conv2d(x, weight, bias, spec)?, pool);
     }
@@ -141,10 +139,8 @@ pub fn conv2d_relu_max_pool2d_traced(
     spec: &Conv2dSpec,
     pool: &Pool2dSpec,
 ) -> Result<[Tensor; 3]> {
-    const CTX: &str = "conv2d_relu_max_pool2d_traced";
-    let g = ConvGeom::new(CTX, x.dims(), weight.dims(), spec)?;
-    let pooling = MaxPoolOfRelu::new(CTX, &g.output_dims(), pool)?;
-    let dtype = check_operands(CTX, x, weight, bias, &g)?;
+    let (g, pooling, dtype) =
+        pooled_operands("conv2d_relu_max_pool2d_traced", x, weight, bias, spec, pool)?;
     if !x.device().is_cpu() {
         let z = conv2d(x, weight, bias, spec)?;
         let r = super::pointwise::relu(&z)?;
@@ -155,6 +151,22 @@ pub fn conv2d_relu_max_pool2d_traced(
         DType::F32 => conv2d_traced_cpu::<f32>(x, weight, bias, &g, &pooling),
         _ => conv2d_traced_cpu::<f64>(x, weight, bias, &g, &pooling),
     }
+}
+
+/// The validated geometry, pooling and dtype of a convolution followed by a ReLU and a max
+/// pool, with the errors of [`conv2d`] and of the pool for the convolution's output shape.
+fn pooled_operands(
+    ctx: &str,
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    spec: &Conv2dSpec,
+    pool: &Pool2dSpec,
+) -> Result<(ConvGeom, MaxPoolOfRelu, DType)> {
+    let g = ConvGeom::new(ctx, x.dims(), weight.dims(), spec)?;
+    let pooling = MaxPoolOfRelu::new(ctx, &g.output_dims(), pool)?;
+    let dtype = check_operands(ctx, x, weight, bias, &g)?;
+    Ok((g, pooling, dtype))
 }
 
 /// Input vector-Jacobian product of [`conv2d`]: `x̄ = (∂y/∂x)ᵀ · grad_out`, i.e. the
@@ -687,12 +699,21 @@ fn conv2d_cpu<T: Element>(
     bias: Option<&Tensor>,
     g: &ConvGeom,
 ) -> Result<Tensor> {
+    let out =
+        with_forward_operands::<T, _>(x, weight, bias, |xs, ws, b| forward_kernel(xs, ws, b, g))?;
+    from_cpu_vec(out, g.output_dims().to_vec())
+}
+
+/// Runs `f` on the host values of a convolution's input, weight and bias.
+fn with_forward_operands<T: Element, R>(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    f: impl FnOnce(&[T], &[T], Option<&[T]>) -> R,
+) -> Result<R> {
     let bias: Option<Vec<T>> =
         bias.map(|b| cpu_slice::<T, _>(b, |s| Ok(s.to_vec()))).transpose()?;
-    let out = cpu_slice::<T, _>(x, |xs| {
-        cpu_slice::<T, _>(weight, |ws| Ok(forward_kernel(xs, ws, bias.as_deref(), g)))
-    })?;
-    from_cpu_vec(out, g.output_dims().to_vec())
+    cpu_slice::<T, _>(x, |xs| cpu_slice::<T, _>(weight, |ws| Ok(f(xs, ws, bias.as_deref()))))
 }
 
 fn conv2d_pooled_cpu<T: Element>(
@@ -702,14 +723,8 @@ fn conv2d_pooled_cpu<T: Element>(
     g: &ConvGeom,
     pooling: &MaxPoolOfRelu,
 ) -> Result<Tensor> {
-    let bias: Option<Vec<T>> =
-        bias.map(|b| cpu_slice::<T, _>(b, |s| Ok(s.to_vec()))).transpose()?;
-    let out = cpu_slice::<T, _>(x, |xs| {
-        cpu_slice::<T, _>(weight, |ws| {
-            Ok(forward_kernel_then(xs, ws, bias.as_deref(), g, pooling.output_image(), |y, d| {
-                pooling.image(y, d)
-            }))
-        })
+    let out = with_forward_operands::<T, _>(x, weight, bias, |xs, ws, b| {
+        forward_kernel_then(xs, ws, b, g, pooling.output_image(), |y, d| pooling.image(y, d))
     })?;
     from_cpu_vec(out, pooling.output_dims().to_vec())
 }
@@ -721,12 +736,8 @@ fn conv2d_traced_cpu<T: Element>(
     g: &ConvGeom,
     pooling: &MaxPoolOfRelu,
 ) -> Result<[Tensor; 3]> {
-    let bias: Option<Vec<T>> =
-        bias.map(|b| cpu_slice::<T, _>(b, |s| Ok(s.to_vec()))).transpose()?;
-    let [z, r, p] = cpu_slice::<T, _>(x, |xs| {
-        cpu_slice::<T, _>(weight, |ws| {
-            Ok(forward_kernel_traced(xs, ws, bias.as_deref(), g, pooling))
-        })
+    let [z, r, p] = with_forward_operands::<T, _>(x, weight, bias, |xs, ws, b| {
+        forward_kernel_traced(xs, ws, b, g, pooling)
     })?;
     let dims = g.output_dims();
     Ok([

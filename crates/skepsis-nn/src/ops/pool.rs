@@ -560,14 +560,10 @@ pub(crate) fn max_pool_2x2_vjp_rows_sse2(
         let (t, b) = (&top[2 * j..2 * j + 8], &bottom[2 * j..2 * j + 8]);
         let gv = &g[j..j + 4];
         let (dt, db) = (&mut dtop[2 * j..2 * j + 8], &mut dbottom[2 * j..2 * j + 8]);
-        // SAFETY: SSE2 is part of the x86-64 baseline; every load reads four floats and every
-        // store writes four inside the slices just taken (8 elements per row, 4 gradients).
+        let [tl, tr, bl, br] = windows_2x2_sse2(t, b);
+        // SAFETY: SSE2 is part of the x86-64 baseline; the load reads the four gradients and
+        // every store writes four floats inside the slices just taken (8 elements per row).
         unsafe {
-            let (t0, t1) = (_mm_loadu_ps(t.as_ptr()), _mm_loadu_ps(t[4..].as_ptr()));
-            let (b0, b1) = (_mm_loadu_ps(b.as_ptr()), _mm_loadu_ps(b[4..].as_ptr()));
-            // De-interleave: even columns are each window's left element, odd its right.
-            let (tl, tr) = (_mm_shuffle_ps::<0x88>(t0, t1), _mm_shuffle_ps::<0xDD>(t0, t1));
-            let (bl, br) = (_mm_shuffle_ps::<0x88>(b0, b1), _mm_shuffle_ps::<0xDD>(b0, b1));
             let m = _mm_max_ps(_mm_max_ps(tl, tr), _mm_max_ps(bl, br));
             let mut rest = _mm_loadu_ps(gv.as_ptr());
             if relu {
@@ -592,6 +588,28 @@ pub(crate) fn max_pool_2x2_vjp_rows_sse2(
     windows
 }
 
+/// The four 2x2 windows over 8 columns of a row pair (`top`, `bottom`: at least 8 values
+/// each) as SSE2 vectors of their top-left, top-right, bottom-left and bottom-right elements.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn windows_2x2_sse2(top: &[f32], bottom: &[f32]) -> [std::arch::x86_64::__m128; 4] {
+    use std::arch::x86_64::*;
+    let (t, b) = (&top[..8], &bottom[..8]);
+    // SAFETY: SSE2 is part of the x86-64 baseline; every load reads four floats inside the
+    // 8-element slices just taken.
+    unsafe {
+        let (t0, t1) = (_mm_loadu_ps(t.as_ptr()), _mm_loadu_ps(t[4..].as_ptr()));
+        let (b0, b1) = (_mm_loadu_ps(b.as_ptr()), _mm_loadu_ps(b[4..].as_ptr()));
+        // De-interleave: even columns are each window's left element, odd its right.
+        [
+            _mm_shuffle_ps::<0x88>(t0, t1),
+            _mm_shuffle_ps::<0xDD>(t0, t1),
+            _mm_shuffle_ps::<0x88>(b0, b1),
+            _mm_shuffle_ps::<0xDD>(b0, b1),
+        ]
+    }
+}
+
 /// Four windows of [`MaxPoolOfRelu::route`]'s 2x2 path in SSE2 (`top`, `bottom`: their 8
 /// inputs each; `g`: their 4 gradients): each window's slot, the first element equal to its
 /// maximum (0 to 3, row-major), and its gradient gated by the maximum (`0 · g` where it is not
@@ -609,15 +627,11 @@ pub(crate) fn max_pool_2x2_winners_sse2(
     g: &[f32],
 ) -> Option<([u8; 4], [f32; 4])> {
     use std::arch::x86_64::*;
-    let (t, b, g) = (&top[..8], &bottom[..8], &g[..4]);
-    // SAFETY: SSE2 is part of the x86-64 baseline; every load reads four floats inside the
-    // slices just taken (8 elements per row, 4 gradients); the stores go to local arrays.
+    let g = &g[..4];
+    let [tl, tr, bl, br] = windows_2x2_sse2(top, bottom);
+    // SAFETY: SSE2 is part of the x86-64 baseline; the load reads the four gradients of the
+    // slice just taken; the stores go to local arrays.
     unsafe {
-        let (t0, t1) = (_mm_loadu_ps(t.as_ptr()), _mm_loadu_ps(t[4..].as_ptr()));
-        let (b0, b1) = (_mm_loadu_ps(b.as_ptr()), _mm_loadu_ps(b[4..].as_ptr()));
-        // De-interleave: even columns are each window's left element, odd its right.
-        let (tl, tr) = (_mm_shuffle_ps::<0x88>(t0, t1), _mm_shuffle_ps::<0xDD>(t0, t1));
-        let (bl, br) = (_mm_shuffle_ps::<0x88>(b0, b1), _mm_shuffle_ps::<0xDD>(b0, b1));
         // The scalar path's NaN test: the window's sum is NaN.
         let sum = _mm_add_ps(_mm_add_ps(tl, tr), _mm_add_ps(bl, br));
         if _mm_movemask_ps(_mm_cmpunord_ps(sum, sum)) != 0 {
