@@ -913,7 +913,12 @@ fn routed_cases() -> Vec<(Case, Pool2dSpec)> {
         // 20 channels (padded to 32 in the plane), a 7x7 output whose last row and column no
         // window covers, an asymmetric kernel and padding.
         (case(2, 20, 8, 8, 7, [3, 2], [1, 1], [0, 1, 1, 0], [1, 1], 1, true), p2),
-        // Left to the dense VJPs: 8 input channels, dilation 2, two groups.
+        // Left to the dense VJPs (one image per task, the pool's VJP in cache where the batch
+        // is spread over the threads): the SC CNN's conv1 (one input channel, 14 windows per
+        // row: a vector step that overlaps the one before it), three input channels, 8 input
+        // channels, dilation 2, two groups.
+        (case(3, 1, 28, 28, 32, [5, 5], [1, 1], [2; 4], [1, 1], 1, true), p2),
+        (case(2, 3, 10, 13, 16, [3, 3], [1, 1], [1; 4], [1, 1], 1, false), p2),
         (case(2, 8, 9, 9, 16, [3, 3], [1, 1], [1; 4], [1, 1], 1, false), p2),
         (case(2, 16, 9, 9, 16, [3, 3], [1, 1], [2; 4], [2, 2], 1, false), p2),
         (case(2, 32, 6, 6, 16, [3, 3], [1, 1], [1; 4], [1, 1], 2, false), p2),
