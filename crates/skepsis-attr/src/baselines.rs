@@ -5,6 +5,7 @@
 use candle_core::Tensor;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use skepsis_nn::Model;
 
@@ -24,6 +25,10 @@ pub struct RandomMapSettings {
 /// batch from a ChaCha8 generator seeded with `seed`. Independent of the model and of the
 /// input's values (the model is not even run); the baseline of SMERF (Kim et al. 2022) and
 /// of Binder et al. 2023.
+///
+/// The stream is drawn in blocks of [`RANDOM_MAP_BLOCK`] values in parallel, each block's
+/// generator moved to the block's position in the stream (each value takes two 32-bit
+/// words): the values of one sequential pass, whatever the number of threads.
 #[derive(Clone, Debug, Default)]
 pub struct RandomMap {
     pub settings: RandomMapSettings,
@@ -36,11 +41,18 @@ impl Method for RandomMap {
 
     fn attribute(&self, model: &Model, x: &Tensor, target: &Target) -> Result<Attribution> {
         let targets = target.resolve(model, x)?;
-        let mut rng = ChaCha8Rng::seed_from_u64(self.settings.seed);
-        let v = (0..x.elem_count()).map(|_| rng.random::<f64>()).collect();
+        let mut v = vec![0.0f64; x.elem_count()];
+        v.par_chunks_mut(RANDOM_MAP_BLOCK).enumerate().for_each(|(b, block)| {
+            let mut rng = ChaCha8Rng::seed_from_u64(self.settings.seed);
+            rng.set_word_pos(2 * (b * RANDOM_MAP_BLOCK) as u128);
+            block.iter_mut().for_each(|value| *value = rng.random::<f64>());
+        });
         Ok(Attribution { map: from_host(v, x.dims(), x)?, targets, completeness_delta: None })
     }
 }
+
+/// Values of [`RandomMap`] drawn per parallel task.
+pub const RANDOM_MAP_BLOCK: usize = 4096;
 
 /// Settings of [`SobelEdges`] (none yet; kept for a uniform registry and reports).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -86,6 +98,30 @@ impl Method for SobelEdges {
 mod tests {
     use super::*;
     use candle_core::Device;
+
+    /// The blocks drawn in parallel are one sequential ChaCha8 stream, cut anywhere (the
+    /// batch spans several blocks and ends inside one), in 1- and 3-thread pools.
+    #[test]
+    fn random_map_is_one_sequential_stream() {
+        let model = skepsis_nn::zoo::build(
+            skepsis_nn::zoo::Architecture::parse("sc-cnn").unwrap(),
+            [1, 28, 28],
+            10,
+            0,
+        )
+        .unwrap();
+        let x = Tensor::zeros((11, 1, 28, 28), candle_core::DType::F32, &Device::Cpu).unwrap();
+        let method = RandomMap { settings: RandomMapSettings { seed: 42 } };
+        let mut rng = ChaCha8Rng::seed_from_u64(42);
+        let want: Vec<f32> = (0..x.elem_count()).map(|_| rng.random::<f64>() as f32).collect();
+        assert!(want.len() > 2 * RANDOM_MAP_BLOCK && want.len() % RANDOM_MAP_BLOCK != 0);
+        for threads in [1, 3] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let a = pool.install(|| method.attribute(&model, &x, &Target::Classes(vec![0; 11])));
+            let got = a.unwrap().map.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            assert_eq!(got, want, "{threads} thread(s)");
+        }
+    }
 
     #[test]
     fn sobel_of_a_vertical_step_edge() {

@@ -214,7 +214,12 @@ pub(crate) fn attribute(
         };
         let a = method.attribute(model, &x.narrow(0, start, len)?, &part)?;
         dims = Some(map_dims(a.map.dims())?);
-        values.extend(a.map.to_dtype(DType::F64)?.flatten_all()?.to_vec1::<f64>()?);
+        let flat = a.map.flatten_all()?;
+        match flat.dtype() {
+            // Widened while copied out (exact), without an f64 tensor in between.
+            DType::F32 => values.extend(flat.to_vec1::<f32>()?.into_iter().map(f64::from)),
+            _ => values.extend(flat.to_dtype(DType::F64)?.to_vec1::<f64>()?),
+        }
         targets.extend(a.targets);
         start += len;
     }

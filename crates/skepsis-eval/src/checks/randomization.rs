@@ -1,6 +1,8 @@
 //! Model parameter randomization (MPRT): cascading and independent, top-down and bottom-up,
 //! with the smooth (sMPRT) and efficient (eMPRT) variants.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use skepsis_nn::train::Progress;
 use skepsis_nn::{randomize, Model, RandomizeOptions, DEFAULT_TRACE_MEMO_BUDGET};
@@ -191,6 +193,7 @@ pub fn model_randomization(
         entries: &entries,
         examples: &examples,
         cascade: std::cell::RefCell::new(None),
+        unchanged: std::cell::RefCell::new(vec![None; entries.len()]),
     };
     // The original model's predicted classes: the targets of every model for
     // `PredictedByOriginal`, of the original model for `Predicted`; labels need no forward pass.
@@ -328,6 +331,10 @@ struct Context<'a> {
     /// step `k - 1`'s model. [`randomize`] seeds every layer by (seed, layer index), so this
     /// gives exactly the weights of randomizing `order[..k]` at once, each drawn once.
     cascade: std::cell::RefCell<Option<(usize, Model)>>,
+    /// Per method, the records of a step whose maps are the original ones (the edge
+    /// detector's: it does not read the model), computed at the first such step: every later
+    /// step compares the same two maps.
+    unchanged: std::cell::RefCell<Vec<Option<Vec<Record>>>>,
 }
 
 impl Context<'_> {
@@ -367,6 +374,25 @@ impl Context<'_> {
             }
             _ => attribute(method.get(), model, self.x, &target, common.batch_size),
         }
+    }
+
+    /// The records of method `e` comparing its original maps with themselves at step `step`:
+    /// `compute`'s at the first call, then the same values under the new step.
+    fn unchanged_records(
+        &self,
+        e: usize,
+        (step_index, step): (usize, &str),
+        compute: impl FnOnce() -> CheckResult<Vec<Record>>,
+    ) -> CheckResult<Vec<Record>> {
+        let mut unchanged = self.unchanged.borrow_mut();
+        let first = match &unchanged[e] {
+            Some(records) => records,
+            None => unchanged[e].insert(compute()?),
+        };
+        Ok(first
+            .iter()
+            .map(|r| Record { step_index, step: step.to_string(), ..r.clone() })
+            .collect())
     }
 
     /// The model of cascading step `k` (layers `order[..k]` randomized).
@@ -423,16 +449,25 @@ impl Context<'_> {
         let mut kept = Vec::new();
         for (e, (entry, original)) in self.entries.iter().zip(originals).enumerate() {
             match &randomized {
+                None if entry.control == Control::Edges => {
+                    records.extend(self.unchanged_records(e, (k, name), || {
+                        references[e].records(&entry.label, (k, name), original)
+                    })?)
+                }
                 None => records.extend(references[e].records(&entry.label, (k, name), original)?),
                 Some(m) => {
                     let variant = if efficient { 1 } else { k as u64 };
                     // The edge detector does not read the model: its maps are the original's.
                     let maps = match entry.control {
-                        Control::Edges => original.clone(),
-                        _ => self.maps(entry, m, variant, &classes)?,
+                        Control::Edges => Cow::Borrowed(original),
+                        _ => Cow::Owned(self.maps(entry, m, variant, &classes)?),
                     };
                     if efficient {
                         records.extend(emprt_records(&entry.label, (k, name), original, &maps)?);
+                    } else if entry.control == Control::Edges {
+                        records.extend(self.unchanged_records(e, (k, name), || {
+                            references[e].records(&entry.label, (k, name), original)
+                        })?);
                     } else {
                         records.extend(references[e].records(&entry.label, (k, name), &maps)?);
                     }
@@ -449,7 +484,7 @@ impl Context<'_> {
                 self.entries.iter().zip(originals).map(|(e, o)| (ORIGINAL, e.label.as_str(), o)),
             );
         }
-        sets.extend(kept.iter().map(|(l, m)| (COMPARED, *l, m)));
+        sets.extend(kept.iter().map(|(l, m)| (COMPARED, *l, m.as_ref())));
         self.examples.step(k, &sets)?;
         Ok(records)
     }

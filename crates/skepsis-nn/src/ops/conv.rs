@@ -865,11 +865,10 @@ fn forward_kernel_then<T: Element>(
     bias: Option<&[T]>,
     g: &ConvGeom,
     out_image: usize,
-    epilogue: impl Fn(&[T], &mut [T]) + Sync,
+    epilogue: impl Fn(&[T], &mut [MaybeUninit<T>]) + Sync,
 ) -> Vec<T> {
-    let mut out = vec![T::zero(); g.n * out_image];
-    if out.is_empty() {
-        return out;
+    if g.n * out_image == 0 {
+        return Vec::new();
     }
     let product = g.forward_product::<T>();
     let w = forward_weight(w, g, product);
@@ -882,7 +881,7 @@ fn forward_kernel_then<T: Element>(
     };
     let run = |(col, t, y): &mut (Vec<T>, Vec<T>, Vec<MaybeUninit<T>>),
                i: usize,
-               dst: &mut [T],
+               dst: &mut [MaybeUninit<T>],
                par: Parallelism| {
         forward_image(image(i), w, bias, g, product, col, t, y, par);
         // SAFETY: `forward_image` initializes every element of its image; MaybeUninit<T>
@@ -890,17 +889,21 @@ fn forward_kernel_then<T: Element>(
         let y = unsafe { &*(y.as_slice() as *const [MaybeUninit<T>] as *const [T]) };
         epilogue(y, dst);
     };
-    if g.batch_parallel() {
-        out.par_chunks_mut(out_image)
-            .enumerate()
-            .for_each_init(buffers, |bufs, (i, dst)| run(bufs, i, dst, Parallelism::None));
-    } else {
-        let mut bufs = buffers();
-        for (i, dst) in out.chunks_mut(out_image).enumerate() {
-            run(&mut bufs, i, dst, Parallelism::Rayon(0));
+    let write = |out: &mut [MaybeUninit<T>]| {
+        if g.batch_parallel() {
+            out.par_chunks_mut(out_image)
+                .enumerate()
+                .for_each_init(buffers, |bufs, (i, dst)| run(bufs, i, dst, Parallelism::None));
+        } else {
+            let mut bufs = buffers();
+            for (i, dst) in out.chunks_mut(out_image).enumerate() {
+                run(&mut bufs, i, dst, Parallelism::Rayon(0));
+            }
         }
-    }
-    out
+    };
+    // SAFETY: the output is cut into whole images and `epilogue` writes every element of
+    // its image.
+    unsafe { vec_written_by(g.n * out_image, write) }
 }
 
 /// [`forward_kernel`] followed, image by image, by the ReLU and the max pool of
@@ -913,9 +916,9 @@ fn forward_kernel_traced<T: Element>(
     pooling: &MaxPoolOfRelu,
 ) -> [Vec<T>; 3] {
     let (out_img, pool_img) = (g.output_image(), pooling.output_image());
-    let mut pooled = vec![T::zero(); g.n * pool_img];
-    if pooled.is_empty() || out_img == 0 {
-        return [vec![T::zero(); g.n * out_img], vec![T::zero(); g.n * out_img], pooled];
+    if g.n * pool_img == 0 || out_img == 0 {
+        let zeros = |len: usize| vec![T::zero(); len];
+        return [zeros(g.n * out_img), zeros(g.n * out_img), zeros(g.n * pool_img)];
     }
     let product = g.forward_product::<T>();
     let w = forward_weight(w, g, product);
@@ -925,7 +928,7 @@ fn forward_kernel_traced<T: Element>(
     let buffers = || forward_buffers::<T>(g, product);
     let run = |(col, t): &mut (Vec<T>, Vec<T>),
                i: usize,
-               (z, r, p): (&mut [MaybeUninit<T>], &mut [MaybeUninit<T>], &mut [T]),
+               [z, r, p]: [&mut [MaybeUninit<T>]; 3],
                par: Parallelism| {
         forward_image(image(i), w, bias, g, product, col, t, z, par);
         // SAFETY: `forward_image` initializes every element of its image; MaybeUninit<T>
@@ -937,24 +940,28 @@ fn forward_kernel_traced<T: Element>(
         }
         pooling.image(z, p);
     };
-    let mut relu = Vec::new();
+    let (mut relu, mut pooled) = (Vec::new(), Vec::new());
     let write_z = |zs: &mut [MaybeUninit<T>]| {
         let write_r = |rs: &mut [MaybeUninit<T>]| {
-            if g.batch_parallel() {
-                zs.par_chunks_mut(out_img)
-                    .zip(rs.par_chunks_mut(out_img))
-                    .zip(pooled.par_chunks_mut(pool_img))
-                    .enumerate()
-                    .for_each_init(buffers, |bufs, (i, ((z, r), p))| {
-                        run(bufs, i, (z, r, p), Parallelism::None)
-                    });
-            } else {
-                let mut bufs = buffers();
-                let images = zs.chunks_mut(out_img).zip(rs.chunks_mut(out_img));
-                for (i, ((z, r), p)) in images.zip(pooled.chunks_mut(pool_img)).enumerate() {
-                    run(&mut bufs, i, (z, r, p), Parallelism::Rayon(0));
+            let write_p = |ps: &mut [MaybeUninit<T>]| {
+                if g.batch_parallel() {
+                    zs.par_chunks_mut(out_img)
+                        .zip(rs.par_chunks_mut(out_img))
+                        .zip(ps.par_chunks_mut(pool_img))
+                        .enumerate()
+                        .for_each_init(buffers, |bufs, (i, ((z, r), p))| {
+                            run(bufs, i, [z, r, p], Parallelism::None)
+                        });
+                } else {
+                    let mut bufs = buffers();
+                    let images = zs.chunks_mut(out_img).zip(rs.chunks_mut(out_img));
+                    for (i, ((z, r), p)) in images.zip(ps.chunks_mut(pool_img)).enumerate() {
+                        run(&mut bufs, i, [z, r, p], Parallelism::Rayon(0));
+                    }
                 }
-            }
+            };
+            // SAFETY: every image's pooled output is written by `run`.
+            pooled = unsafe { vec_written_by(g.n * pool_img, write_p) };
         };
         // SAFETY: every image's ReLU output is written by `run`.
         relu = unsafe { vec_written_by(g.n * out_img, write_r) };
@@ -991,20 +998,18 @@ fn forward_buffers<T: Element>(g: &ConvGeom, product: Product) -> (Vec<T>, Vec<T
 /// channels exchanged, `[kh, kw, O, C]` holding `w[o, c, kh - 1 - p, kw - 1 - q]` at
 /// `[p, q, o, c]`.
 fn taps_first<T: Element>(w: &[T], g: &ConvGeom, vjp: bool) -> Vec<T> {
-    let (c, o, kh, kw) = (g.c, g.o, g.kh, g.kw);
+    let (c, o, taps) = (g.c, g.o, g.kh * g.kw);
     let mut out = vec![T::zero(); w.len()];
-    for (oc, filters) in w.chunks_exact(c * kh * kw).enumerate().take(o) {
-        for (ci, taps) in filters.chunks_exact(kh * kw).enumerate() {
-            for (tap, &v) in taps.iter().enumerate() {
-                let dst = if vjp {
-                    ((kh * kw - 1 - tap) * o + oc) * c + ci
-                } else {
-                    (tap * c + ci) * o + oc
-                };
-                out[dst] = v;
+    // One task per tap: its `C x O` (or `O x C`) block is contiguous.
+    out.par_chunks_mut((c * o).max(1)).enumerate().for_each(|(tap, block)| {
+        let from = if vjp { taps - 1 - tap } else { tap };
+        for (oc, filters) in w.chunks_exact(c * taps).enumerate().take(o) {
+            for (ci, tap_values) in filters.chunks_exact(taps).enumerate() {
+                let dst = if vjp { oc * c + ci } else { ci * o + oc };
+                block[dst] = tap_values[from];
             }
         }
-    }
+    });
     out
 }
 
@@ -1171,7 +1176,9 @@ fn pooled_vjp_kernel<T: Element>(
     let w = reordered.as_deref().unwrap_or(w);
     let (out_img, pooled_img) = (g.output_image(), pooling.output_image());
     let scratch = || (vec![T::zero(); out_img], input_vjp_scratch(g, product));
-    dx.par_chunks_mut(g.input_image()).enumerate().for_each_init(
+    // A few tasks per thread: each allocates its scratch once.
+    let per_task = g.n.div_ceil(4 * rayon::current_num_threads()).max(1);
+    dx.par_chunks_mut(g.input_image()).with_min_len(per_task).enumerate().for_each_init(
         scratch,
         |(routed, col), (i, dxi)| {
             pooling.vjp_image(

@@ -476,7 +476,7 @@ fn max4<T: Element>(a: T, b: T, c: T, d: T) -> T {
 fn max_pool_2x2_plane<T: Element>(
     src: &[T],
     width: usize,
-    y: &mut [T],
+    y: &mut [MaybeUninit<T>],
     ow: usize,
     f: impl Fn(T) -> T,
 ) {
@@ -484,7 +484,7 @@ fn max_pool_2x2_plane<T: Element>(
         let (top, bottom) = rows.split_at(width);
         let pairs = top.chunks_exact(2).zip(bottom.chunks_exact(2));
         for (yv, (t, b)) in yrow.iter_mut().zip(pairs) {
-            *yv = max4(f(t[0]), f(t[1]), f(b[0]), f(b[1]));
+            yv.write(max4(f(t[0]), f(t[1]), f(b[0]), f(b[1])));
         }
     }
 }
@@ -722,17 +722,25 @@ fn pool_forward<T: Element>(x: &Tensor, g: &PoolGeom, kind: PoolKind) -> Result<
     let (plane, out_plane) = (g.h * g.w, g.oh * g.ow);
     let grid = Grid::new(g);
     let out = cpu_slice::<T, _>(x, |xs| {
-        let mut out = vec![T::zero(); g.n * g.c * out_plane];
-        out.par_chunks_mut(out_plane)
-            .zip(xs.par_chunks(plane))
-            .for_each(|(y, src)| pool_plane(g, &grid, kind, src, y));
-        Ok(out)
+        let write = |out: &mut [MaybeUninit<T>]| {
+            out.par_chunks_mut(out_plane)
+                .zip(xs.par_chunks(plane))
+                .for_each(|(y, src)| pool_plane(g, &grid, kind, src, y))
+        };
+        // SAFETY: `pool_plane` writes every element of each output plane.
+        Ok(unsafe { vec_written_by(g.n * g.c * out_plane, write) })
     })?;
     from_cpu_vec(out, g.output_dims().to_vec())
 }
 
-/// Pools one `H x W` plane `src` into the `OH x OW` plane `y`.
-fn pool_plane<T: Element>(g: &PoolGeom, grid: &Grid, kind: PoolKind, src: &[T], y: &mut [T]) {
+/// Pools one `H x W` plane `src` into the `OH x OW` plane `y` (every element written).
+fn pool_plane<T: Element>(
+    g: &PoolGeom,
+    grid: &Grid,
+    kind: PoolKind,
+    src: &[T],
+    y: &mut [MaybeUninit<T>],
+) {
     match kind {
         PoolKind::Max if g.is_plain_2x2() => return max_pool_2x2_plane(src, g.w, y, g.ow, |v| v),
         PoolKind::MaxOfRelu if g.is_plain_2x2() => {
@@ -742,11 +750,11 @@ fn pool_plane<T: Element>(g: &PoolGeom, grid: &Grid, kind: PoolKind, src: &[T], 
     }
     for (yrow, &rows) in y.chunks_exact_mut(g.ow).zip(&grid.rows) {
         for (yv, &cols) in yrow.iter_mut().zip(&grid.cols) {
-            *yv = match kind {
+            yv.write(match kind {
                 PoolKind::Max => window_max(src, g.w, rows, cols, |v| v),
                 PoolKind::MaxOfRelu => window_max(src, g.w, rows, cols, rectified),
                 PoolKind::Avg => window_sum(src, g.w, rows, cols) / grid.divisor::<T>(rows, cols),
-            };
+            });
         }
     }
 }
@@ -778,8 +786,8 @@ impl MaxPoolOfRelu {
     }
 
     /// Pools the `C` planes of one image `src` (`C * H * W` elements) into `y`
-    /// ([`output_image`](Self::output_image) elements).
-    pub(crate) fn image<T: Element>(&self, src: &[T], y: &mut [T]) {
+    /// ([`output_image`](Self::output_image) elements, every one written).
+    pub(crate) fn image<T: Element>(&self, src: &[T], y: &mut [MaybeUninit<T>]) {
         let (plane, out_plane) = (self.g.h * self.g.w, self.g.oh * self.g.ow);
         for (y, src) in y.chunks_exact_mut(out_plane).zip(src.chunks_exact(plane)) {
             pool_plane(&self.g, &self.grid, PoolKind::MaxOfRelu, src, y);

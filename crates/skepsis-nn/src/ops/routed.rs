@@ -22,6 +22,8 @@
 //! multiply-adds of the dense VJP, which `ops::conv` runs where the geometry and the machine
 //! allow it (`conv2d_relu_max_pool2d_input_vjp`).
 
+use rayon::prelude::*;
+
 use super::lanes::{avx512_available, LANES};
 use super::Element;
 
@@ -121,15 +123,17 @@ impl<T: Element> Aligned<T> {
 pub(crate) fn weight_rows<T: Element>(w: &[T], shape: &Scatter) -> Aligned<T> {
     let (c, kh, kw, cp) = (shape.in_ch, shape.kh, shape.kw, shape.channels());
     let mut rows = Aligned::zeroed(shape.weight_len());
-    let out = rows.as_mut_slice();
-    for (o, filters) in w.chunks_exact(c * kh * kw).enumerate().take(shape.out_ch) {
-        for (ci, taps) in filters.chunks_exact(kh * kw).enumerate() {
-            for (tap, &v) in taps.iter().enumerate() {
-                let (p, q) = (tap / kw, tap % kw);
-                out[((p * shape.out_ch + o) * kw + q) * cp + ci] = v;
+    // One task per kernel row: its block of the layout is contiguous.
+    let block = (shape.out_ch * kw * cp).max(1);
+    rows.as_mut_slice().par_chunks_mut(block).enumerate().for_each(|(p, out)| {
+        for (o, filters) in w.chunks_exact(c * kh * kw).enumerate().take(shape.out_ch) {
+            for (ci, taps) in filters.chunks_exact(kh * kw).enumerate() {
+                for (q, &v) in taps[p * kw..][..kw].iter().enumerate() {
+                    out[(o * kw + q) * cp + ci] = v;
+                }
             }
         }
-    }
+    });
     rows
 }
 
