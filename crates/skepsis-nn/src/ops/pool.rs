@@ -666,7 +666,7 @@ unsafe fn windows_2x2_sse2_raw(t: *const f32, b: *const f32) -> [std::arch::x86_
 /// The same flags as the scalar path, `not0 (1 + not1 (1 + not2))` with `notk` = element `k`
 /// differs from the maximum, computed on all-ones masks. The routing of the SC CNN's conv2
 /// output (64 channels of 14x14) went from 21.7 to 17.6 µs per image on one thread; the
-/// filing of each window's gradient ([`Routes::route`](super::routed::Routes)) is the rest.
+/// filing of each window's gradient ([`Routes`](super::routed::Routes)) is the rest.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 pub(crate) fn max_pool_2x2_winners_sse2(
@@ -810,7 +810,7 @@ impl MaxPoolOfRelu {
     }
 
     /// The routing of [`max_pool2d_relu_vjp`] for one image, without forming the gradient:
-    /// for every window (row-major) and channel (in order), the window's gradient filed in
+    /// for every channel (in order) and window (row-major), the window's gradient filed in
     /// `routes` under the element it goes to, the window's first maximum, whose output
     /// position is its index in the channel's plane. `x` is the image's pooling input, the
     /// ReLU's output (`C * H * W` values), `grad` its pooled gradient
@@ -822,22 +822,20 @@ impl MaxPoolOfRelu {
     pub(crate) fn route<T: Element>(&self, x: &[T], grad: &[T], routes: &mut Routes<T>) {
         let g = &self.g;
         let (plane, out_plane) = (g.h * g.w, g.oh * g.ow);
-        routes.clear(g.c);
+        routes.clear();
         let gated = |m: T, gv: T| if m > T::zero() { gv } else { T::zero() * gv };
-        let largest = self.grid.cols.iter().map(|&(c0, c1)| c1 - c0).max().unwrap_or(0);
-        // One band per row of windows, filled channel by channel (each channel's rows are
-        // read in order); windows are closed row-major.
-        for (i, &rows) in self.grid.rows.iter().enumerate() {
-            let slots = (rows.1 - rows.0) * largest;
-            routes.open(g.ow, slots);
-            for c in 0..g.c {
-                let src = &x[c * plane..][..plane];
+        for c in 0..g.c {
+            let src = &x[c * plane..][..plane];
+            routes.open(out_plane);
+            for (i, &rows) in self.grid.rows.iter().enumerate() {
                 let grow = &grad[c * out_plane + i * g.ow..][..g.ow];
                 if g.is_plain_2x2() {
                     // Whole 2x2 blocks: four windows at a time in vector code where there is
                     // some, then each window's first maximum by flags, without the generic
-                    // loop (a window holding a NaN, which wins, takes it).
+                    // loop (a window holding a NaN, which wins, takes it). Slot `s` of window
+                    // `j` is element (2i + s / 2, 2j + s % 2).
                     let (top, bottom) = src[rows.0 * g.w..][..2 * g.w].split_at(g.w);
+                    let at = |j: usize, slot: usize| (rows.0 + slot / 2) * g.w + 2 * j + slot % 2;
                     let mut done = 0;
                     while done < g.ow && g.ow >= 4 {
                         // The last step may start before `done`: it files only the windows
@@ -851,7 +849,7 @@ impl MaxPoolOfRelu {
                         };
                         let windows = slots.iter().zip(&values).enumerate().skip(done - start);
                         for (k, (&slot, &value)) in windows {
-                            routes.route(start + k, usize::from(slot), c, value);
+                            routes.route(at(start + k, usize::from(slot)), value);
                         }
                         done = start + 4;
                     }
@@ -859,30 +857,28 @@ impl MaxPoolOfRelu {
                     let windows = grow.iter().zip(pairs).enumerate().skip(done);
                     for (j, (&gv, (t, b))) in windows {
                         let (a, b, d, e) = (t[0], t[1], b[0], b[1]);
-                        let (slot, m) = if (a + b + d + e).is_nan() {
-                            let at = window_argmax(src, g.w, rows, (2 * j, 2 * j + 2));
-                            ((at / g.w - rows.0) * 2 + at % g.w - 2 * j, src[at])
+                        let (pos, m) = if (a + b + d + e).is_nan() {
+                            let pos = window_argmax(src, g.w, rows, (2 * j, 2 * j + 2));
+                            (pos, src[pos])
                         } else {
                             let m = Float::max(Float::max(a, b), Float::max(d, e));
                             let (not0, not1, not2) =
                                 (usize::from(a != m), usize::from(b != m), usize::from(d != m));
-                            // The element's index in the window, 2 (`largest`) columns wide.
-                            (not0 * (1 + not1 * (1 + not2)), m)
+                            // The element's index in the window, 2 columns wide.
+                            (at(j, not0 * (1 + not1 * (1 + not2))), m)
                         };
-                        routes.route(j, slot, c, gated(m, gv));
+                        routes.route(pos, gated(m, gv));
                     }
                 } else {
-                    for (j, (&gv, &cols)) in grow.iter().zip(&self.grid.cols).enumerate() {
-                        let at = window_argmax(src, g.w, rows, cols);
-                        let slot = (at / g.w - rows.0) * largest + (at % g.w - cols.0);
-                        routes.route(j, slot, c, gated(src[at], gv));
+                    for (&gv, &cols) in grow.iter().zip(&self.grid.cols) {
+                        let pos = window_argmax(src, g.w, rows, cols);
+                        routes.route(pos, gated(src[pos], gv));
                     }
                 }
             }
-            let grid = &self.grid;
-            routes
-                .close(|j, slot| (rows.0 + slot / largest) * g.w + grid.cols[j].0 + slot % largest);
+            routes.close();
         }
+        routes.finish(plane);
     }
 }
 

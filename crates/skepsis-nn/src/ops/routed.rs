@@ -8,15 +8,18 @@
 //! multiplies all of them with the weight; this one visits only the routed ones,
 //!
 //! ```text
-//! x̄[i·sh + p, j·sw + q, c] += Σ_{(o, v) routed to (i, j)} v · w[o, c, p, q]
+//! x̄[i·sh + p, j·sw + q, c] += Σ_{(o, i, j, v) routed} v · w[o, c, p, q]
 //! ```
 //!
 //! into a padded, channels-innermost plane (`[rows, cols, channels]`, the channels padded to
 //! a multiple of 16 with zeros), one output position at a time: for each kernel row `p` the
 //! patch row `x̄[i·sh + p, j·sw .. j·sw + kw, ..]` is `kw · channels` contiguous values, and
-//! the weight is stored the same way (`[O, kh, kw · channels]`), so every routed gradient adds
+//! the weight is stored the same way (`[kh, O, kw · channels]`), so every routed gradient adds
 //! one scaled, contiguous weight row to one contiguous patch row. On AVX-512 the patch row is
 //! held in up to 16 vector registers while the routed gradients of its position stream past.
+//!
+//! The pool files its gradients channel by channel ([`Routes::route`], a few instructions per
+//! window); [`Routes::finish`] then groups them by position (a counting sort) for the scatter.
 //!
 //! For the SC CNN's conv2 (32 -> 64 channels, 5x5, then 2x2 pooling) this is a quarter of the
 //! multiply-adds of the dense VJP, which `ops::conv` runs where the geometry and the machine
@@ -73,8 +76,8 @@ impl Scatter {
     }
 
     /// Whether the positions and the routed gradients of one image fit the `u32` indices of
-    /// [`Routes`] (at most one gradient per position and channel per window, and windows
-    /// overlap at most `kh · kw`-fold here as everywhere in practice).
+    /// [`Routes`] (at most one gradient per window and channel, and windows overlap at most
+    /// `kh · kw`-fold here as everywhere in practice).
     pub fn fits_u32(&self) -> bool {
         let max = (u32::MAX / 64) as usize;
         self.positions() < max && self.out_ch < max && self.positions() * self.out_ch < max
@@ -137,101 +140,126 @@ pub(crate) fn weight_rows<T: Element>(w: &[T], shape: &Scatter) -> Aligned<T> {
     rows
 }
 
-/// The routed gradient of one image, in groups: each group is one output position with the
-/// output channels whose window sent it their gradient (in channel order) and that gradient.
+/// The routed gradient of one image, filed channel by channel and then grouped by position.
 ///
-/// The pool fills it a band of windows at a time: [`Routes::open`] opens `windows` windows of
-/// `slots` elements, [`Routes::route`] files a channel's gradient of one window under the
-/// element it goes to (channels in order), and [`Routes::close`] turns the non-empty slots
-/// into groups, window by window. A position covered by several windows (overlapping pools)
-/// may head several groups; the scatter adds them all.
+/// The pool fills it channel by channel: [`Routes::open`] opens the next channel for at most
+/// `windows` gradients, [`Routes::route`] files one, and [`Routes::close`] ends the channel;
+/// [`Routes::finish`] then groups the gradients by output position, each group holding the
+/// channels that sent their gradient there (in channel order) and that gradient. A position
+/// that wins several windows of a channel (overlapping pools) is filed once per window; the
+/// scatter adds them all.
 #[derive(Debug)]
 pub(crate) struct Routes<T> {
-    /// `(position, end)`: group `k` holds entries `groups[k - 1].1 .. groups[k].1`.
-    groups: Vec<(u32, u32)>,
-    channels: Vec<u32>,
+    /// Channel `o` holds entries `starts[o] .. starts[o + 1]`.
+    starts: Vec<u32>,
+    positions: Vec<u32>,
     values: Vec<T>,
-    /// The open band: slot `s` (`window * slots + element`) holds its `i`-th entry at
-    /// `s * width + i`.
-    slot_channels: Vec<u32>,
-    slot_values: Vec<T>,
-    slot_counts: Vec<u32>,
-    /// Elements per window of the open band.
-    slots: usize,
-    /// Capacity of one slot: the image's channel count.
-    width: usize,
+    /// Entries filed: `positions` and `values` are longer (room for the open channel).
+    len: usize,
+    /// After [`Routes::finish`]: position `i` holds group entries `group_starts[i] ..
+    /// group_starts[i + 1]`.
+    group_starts: Vec<u32>,
+    group_channels: Vec<u32>,
+    group_values: Vec<T>,
 }
 
 impl<T> Default for Routes<T> {
     fn default() -> Self {
         Routes {
-            groups: Vec::new(),
-            channels: Vec::new(),
+            starts: vec![0],
+            positions: Vec::new(),
             values: Vec::new(),
-            slot_channels: Vec::new(),
-            slot_values: Vec::new(),
-            slot_counts: Vec::new(),
-            slots: 0,
-            width: 0,
+            len: 0,
+            group_starts: vec![0],
+            group_channels: Vec::new(),
+            group_values: Vec::new(),
         }
     }
 }
 
 impl<T: Element> Routes<T> {
-    /// Empties the routes for an image of `channels` channels.
-    pub fn clear(&mut self, channels: usize) {
-        self.groups.clear();
-        self.channels.clear();
-        self.values.clear();
-        self.width = channels;
+    /// Empties the routes for the next image.
+    pub fn clear(&mut self) {
+        self.starts.clear();
+        self.starts.push(0);
+        self.len = 0;
+        self.group_starts.clear();
+        self.group_starts.push(0);
     }
 
-    /// Opens a band of `windows` windows of `slots` elements each.
-    pub fn open(&mut self, windows: usize, slots: usize) {
-        let len = windows * slots * self.width;
-        if self.slot_channels.len() < len {
-            self.slot_channels.resize(len, 0);
-            self.slot_values.resize(len, T::zero());
+    /// Opens the next channel, which files at most `windows` gradients.
+    pub fn open(&mut self, windows: usize) {
+        let need = self.len + windows;
+        if self.positions.len() < need {
+            self.positions.resize(need, 0);
+            self.values.resize(need, T::zero());
         }
-        self.slots = slots;
-        self.slot_counts.clear();
-        self.slot_counts.resize(windows * slots, 0);
     }
 
-    /// Files `value` of channel `channel` under element `slot` of window `window` of the open
-    /// band; a zero `value` is dropped (without a branch: it is written, then overwritten).
-    /// Each window must receive its channels in increasing order.
+    /// Files gradient `value` at output position `position` in the open channel; a zero
+    /// `value` is dropped (without a branch: it is written, then overwritten).
     #[inline(always)]
-    pub fn route(&mut self, window: usize, slot: usize, channel: usize, value: T) {
-        let count = &mut self.slot_counts[window * self.slots + slot];
-        let at = (window * self.slots + slot) * self.width + *count as usize;
-        self.slot_channels[at] = channel as u32;
-        self.slot_values[at] = value;
-        *count += u32::from(value != T::zero());
+    pub fn route(&mut self, position: usize, value: T) {
+        self.positions[self.len] = position as u32;
+        self.values[self.len] = value;
+        self.len += usize::from(value != T::zero());
     }
 
-    /// Closes the open band: window by window, each non-empty element becomes a group at
-    /// output position `position(window, slot)`.
-    pub fn close(&mut self, position: impl Fn(usize, usize) -> usize) {
-        for (s, &count) in self.slot_counts.iter().enumerate() {
-            if count == 0 {
-                continue;
-            }
-            let range = s * self.width..s * self.width + count as usize;
-            self.channels.extend_from_slice(&self.slot_channels[range.clone()]);
-            self.values.extend_from_slice(&self.slot_values[range]);
-            let pos = position(s / self.slots, s % self.slots);
-            self.groups.push((pos as u32, self.channels.len() as u32));
-        }
+    /// Ends the open channel.
+    pub fn close(&mut self) {
+        self.starts.push(self.len as u32);
     }
 
-    /// The groups, in the order they were closed: output position, channels, values.
-    pub fn groups(&self) -> impl Iterator<Item = (usize, &[u32], &[T])> + '_ {
-        self.groups.iter().scan(0usize, move |start, &(pos, end)| {
-            let range = *start..end as usize;
-            *start = end as usize;
-            Some((pos as usize, &self.channels[range.clone()], &self.values[range]))
+    /// Per channel, in order: its positions and gradients (as filed, before grouping).
+    #[cfg(test)]
+    pub fn channels(&self) -> impl Iterator<Item = (&[u32], &[T])> + '_ {
+        self.starts.windows(2).map(move |s| {
+            let range = s[0] as usize..s[1] as usize;
+            (&self.positions[range.clone()], &self.values[range])
         })
+    }
+
+    /// Groups the filed gradients by output position (`positions`: the number of positions,
+    /// all filed ones below it): a counting sort, stable in channel order.
+    ///
+    /// # Panics
+    /// If a filed position is `positions` or more.
+    pub fn finish(&mut self, positions: usize) {
+        let starts = &mut self.group_starts;
+        starts.clear();
+        starts.resize(positions + 1, 0);
+        for &pos in &self.positions[..self.len] {
+            starts[pos as usize + 1] += 1;
+        }
+        for i in 0..positions {
+            starts[i + 1] += starts[i];
+        }
+        self.group_channels.resize(self.len, 0);
+        self.group_values.resize(self.len, T::zero());
+        // `starts[pos]` serves as the position's next free entry while the entries are placed.
+        for (o, s) in self.starts.windows(2).enumerate() {
+            for k in s[0] as usize..s[1] as usize {
+                let pos = self.positions[k] as usize;
+                let at = starts[pos] as usize;
+                starts[pos] += 1;
+                self.group_channels[at] = o as u32;
+                self.group_values[at] = self.values[k];
+            }
+        }
+        // `starts[i]` now holds group `i`'s end: shift back by one.
+        starts.copy_within(..positions, 1);
+        starts[0] = 0;
+    }
+
+    /// The groups [`Routes::finish`] formed, in position order (empty ones left out):
+    /// output position, channels, gradients.
+    pub fn groups(&self) -> impl Iterator<Item = (usize, &[u32], &[T])> + '_ {
+        self.group_starts.windows(2).enumerate().filter(|(_, s)| s[0] < s[1]).map(
+            move |(pos, s)| {
+                let range = s[0] as usize..s[1] as usize;
+                (pos, &self.group_channels[range.clone()], &self.group_values[range])
+            },
+        )
     }
 }
 
@@ -416,22 +444,22 @@ mod tests {
         rng: &mut ChaCha8Rng,
     ) -> (Routes<f32>, Vec<(usize, usize, f32)>) {
         let mut routes = Routes::default();
-        routes.clear(shape.out_ch);
+        routes.clear();
         let mut pushed = Vec::new();
-        let positions = shape.positions();
-        let windows = positions.saturating_sub(1) / 2;
-        routes.open(windows, 3);
+        let windows = shape.positions().saturating_sub(1) / 2;
         for o in 0..shape.out_ch {
+            routes.open(windows);
             for window in 0..windows {
-                let slot = rng.random_range(0..3);
+                let pos = 2 * window + rng.random_range(0..3);
                 let v = if rng.random_range(0..3) == 0 { 0.0 } else { rng.random_range(-1.0..1.0) };
-                routes.route(window, slot, o, v);
+                routes.route(pos, v);
                 if v != 0.0 {
-                    pushed.push((2 * window + slot, o, v));
+                    pushed.push((pos, o, v));
                 }
             }
+            routes.close();
         }
-        routes.close(|window, slot| 2 * window + slot);
+        routes.finish(shape.positions());
         (routes, pushed)
     }
 
@@ -455,42 +483,50 @@ mod tests {
         dx
     }
 
-    fn collect(routes: &Routes<f32>) -> Vec<(usize, Vec<u32>, Vec<f32>)> {
-        routes.groups().map(|(p, c, v)| (p, c.to_vec(), v.to_vec())).collect()
+    fn collect(routes: &Routes<f32>) -> Vec<(Vec<u32>, Vec<f32>)> {
+        routes.channels().map(|(p, v)| (p.to_vec(), v.to_vec())).collect()
     }
 
     #[test]
-    fn routes_keep_each_windows_non_zero_gradients_by_element() {
+    fn routes_keep_the_non_zero_gradients_by_channel_and_by_position() {
         let mut routes = Routes::default();
-        routes.clear(4);
-        routes.open(2, 4);
-        for (window, slot, ch, v) in [
-            (0, 2, 0, 1.0f32),
-            (1, 3, 0, 0.0),
-            (0, 0, 1, 2.0),
-            (1, 1, 2, f32::NAN),
-            (0, 2, 2, 0.0),
-            (0, 2, 3, -0.0),
-            (0, 1, 3, 4.0),
-            (1, 1, 3, 5.0),
-        ] {
-            routes.route(window, slot, ch, v);
+        routes.clear();
+        for channel in [vec![(12, 1.0f32), (3, 0.0)], vec![], vec![(7, f32::NAN), (2, -0.0)]] {
+            routes.open(channel.len());
+            for (pos, v) in channel {
+                routes.route(pos, v);
+            }
+            routes.close();
         }
-        routes.close(|window, slot| 10 * (window + 1) + slot);
-        let groups = collect(&routes);
-        assert_eq!(groups.len(), 4);
-        assert_eq!(
-            groups[..3],
-            [(10, vec![1], vec![2.0]), (11, vec![3], vec![4.0]), (12, vec![0], vec![1.0]),]
-        );
-        assert_eq!((groups[3].0, &groups[3].1), (21, &vec![2, 3]));
-        assert!(groups[3].2[0].is_nan() && groups[3].2[1] == 5.0);
+        routes.open(3);
+        for (pos, v) in [(4, 4.0), (4, 5.0), (0, 0.0)] {
+            routes.route(pos, v);
+        }
+        routes.close();
+        let channels = collect(&routes);
+        assert_eq!(channels.len(), 4);
+        assert_eq!(channels[0], (vec![12], vec![1.0]));
+        assert_eq!(channels[1], (vec![], vec![]));
+        assert_eq!(channels[2].0, [7]);
+        assert!(channels[2].1[0].is_nan());
+        // A position that wins two windows is filed twice.
+        assert_eq!(channels[3], (vec![4, 4], vec![4.0, 5.0]));
+        routes.finish(13);
+        let groups: Vec<_> = routes.groups().map(|(p, c, v)| (p, c.to_vec(), v.to_vec())).collect();
+        assert_eq!(groups.len(), 3);
+        assert_eq!(groups[0], (4, vec![3, 3], vec![4.0, 5.0]));
+        assert_eq!((groups[1].0, &groups[1].1), (7, &vec![2]));
+        assert!(groups[1].2[0].is_nan());
+        assert_eq!(groups[2], (12, vec![0], vec![1.0]));
         // Reused for the next image.
-        routes.clear(4);
-        routes.open(1, 1);
-        routes.route(0, 0, 3, 7.0);
-        routes.close(|_, _| 0);
-        assert_eq!(collect(&routes), [(0, vec![3], vec![7.0])]);
+        routes.clear();
+        routes.open(1);
+        routes.route(9, 7.0);
+        routes.close();
+        routes.finish(10);
+        assert_eq!(collect(&routes), [(vec![9], vec![7.0])]);
+        let groups: Vec<_> = routes.groups().map(|(p, c, v)| (p, c.to_vec(), v.to_vec())).collect();
+        assert_eq!(groups, [(9, vec![0], vec![7.0])]);
     }
 
     #[test]
