@@ -21,15 +21,17 @@
 //! are (e.g. 14x14 planes, 64 channels), the forward product and the input VJP's column matrix
 //! are taken channels-last instead (see `ConvGeom::channels_last_product`).
 //!
-//! In f32 on AVX-512 machines the forward pass and the input VJP of unit-stride convolutions
-//! with at least 16 input channels (of the correlation: the output channels for the VJP) and a
-//! multiple of 16 output channels skip the column matrix altogether: they run the direct
-//! correlation of `ops::direct` on a padded copy of the image (the SC CNN's conv2: 8.9
-//! instead of 10.8 ms forward and 8.9 instead of 11.3 ms input VJP per 64 images on one
-//! thread). See `ConvGeom::forward_product` and `ConvGeom::input_vjp_product`.
+//! In f32 on AVX-512 or AVX2 machines the forward pass and the input VJP of unit-stride
+//! convolutions with at least 16 input channels (of the correlation: the output channels for
+//! the VJP) and a multiple of the vector width (16 or 8) of output channels skip the column
+//! matrix altogether: they run the direct correlation of `ops::direct` on a padded copy of the
+//! image (the SC CNN's conv2 on AVX-512: 8.9 instead of 10.8 ms forward and 8.9 instead of
+//! 11.3 ms input VJP per 64 images on one thread). See `ConvGeom::forward_product` and
+//! `ConvGeom::input_vjp_product`.
 //!
 //! Where a convolution reaches the loss only through a ReLU and a max pool, the backward walk
-//! asks for `conv2d_relu_max_pool2d_input_vjp` instead of three VJPs: in f32 on AVX-512 it
+//! asks for `conv2d_relu_max_pool2d_input_vjp` instead of three VJPs: in f32 on AVX-512 or
+//! AVX2 it
 //! scatters only the gradients the pool routes (`ops::routed`; the SC CNN's conv2 + pool VJP
 //! went from 12.1-13.5 to 5.7-6.7 ms per 64 images on one thread).
 //!
@@ -206,9 +208,9 @@ pub fn conv2d_input_vjp(
 /// up to rounding (the terms are summed in another order).
 ///
 /// The pool sends each window's gradient to one element, so at most one convolution output
-/// per window and channel carries gradient. In f32 on AVX-512 machines, for one group, unit
-/// dilations, at least 16 input channels and a batch spread over the threads, only those
-/// outputs are multiplied with the weight (`ops::routed`: a quarter of the dense VJP's
+/// per window and channel carries gradient. In f32 on AVX-512 or AVX2 machines, for one
+/// group, unit dilations, at least 16 input channels and a batch spread over the threads, only
+/// those outputs are multiplied with the weight (`ops::routed`: a quarter of the dense VJP's
 /// multiply-adds under 2x2 pooling) and the convolution's output gradient is never formed.
 /// Elsewhere the two dense VJPs run, and so they do when the weight holds a NaN or an
 /// infinity, which the dense product spreads through the zero gradients: on the CPU with the

@@ -15,18 +15,24 @@
 //! every input value, 627 KB per image, written and then packed once more by `gemm`): the
 //! register tile reads the padded plane in place. The tile is `gemm`'s own shape on AVX-512,
 //! up to 6 output positions of one row x 64 output channels (4 vectors of 16 lanes)
-//! accumulated in 24 registers; per input channel and tap it loads the 4 weight vectors once
+//! accumulated in 24 registers; per input channel and tap it loads the weight vectors once
 //! and broadcasts one input value per position, the positions' values lying side by side in
 //! the padded row (Georganas et al. 2018, "Anatomy of high-performance deep learning
 //! convolutions on SIMD architectures", describe the scheme). Narrower channel counts use
-//! tiles of up to 12 positions x 32 or 16 channels. Each row is cut into tiles of nearly equal
-//! width (14 positions: 5 + 5 + 4 or 7 + 7).
+//! tiles of up to 12 positions x 32 or 16 channels. AVX2 with FMA, with half the lanes and
+//! half the registers, runs tiles of 6 positions x 2 vectors of 8 or 12 positions x 1 vector.
+//! Each row is cut into tiles of nearly equal width (14 positions: 5 + 5 + 4 or 7 + 7).
 //!
-//! The vector kernel needs f32, x86-64 with AVX-512 (detected at run time through `pulp`) and
-//! an output channel count that is a multiple of 16; [`correlate`] falls back to a plain loop
+//! The vector kernel needs f32, x86-64 with AVX-512 or AVX2 + FMA (detected at run time
+//! through `pulp`, see [`super::lanes`]) and an output channel count that is a multiple of the
+//! vector width (16 or 8 lanes); [`correlate`] falls back to a plain loop
 //! otherwise, so its result never depends on the machine beyond rounding.
 
-use super::lanes::{avx512_available, LANES};
+use super::lanes::Isa;
+
+/// Input channels below which the vector kernel does not pay: the loop over them is the only
+/// long one per tap.
+const MIN_IN_CHANNELS: usize = 16;
 use super::Element;
 
 /// The shape of one correlation (one image).
@@ -73,7 +79,13 @@ impl Correlation {
     /// only long one per tap (the SC CNN's conv1, one input channel, took 2.8 ms per 64 images
     /// against gemm's 1.2 ms; conv2, 32 channels, 8.9 ms against 10.8 ms, one thread).
     pub fn pays_off(&self) -> bool {
-        self.out_ch % LANES == 0 && self.in_ch >= LANES && avx512_available()
+        Isa::detect().is_some_and(|isa| self.vector_fits(isa))
+    }
+
+    /// Whether the vector kernel takes this shape on `isa`: a multiple of its lanes of output
+    /// channels.
+    fn vector_fits(&self, isa: Isa) -> bool {
+        self.out_ch % isa.lanes() == 0 && self.in_ch >= MIN_IN_CHANNELS
     }
 }
 
@@ -81,11 +93,21 @@ impl Correlation {
 /// layouts). The operands must have the lengths the shape names; the kernels only index
 /// within them.
 pub(crate) fn correlate(shape: &Correlation, x: &[f32], w: &[f32], y: &mut [f32]) {
-    debug_assert_eq!((x.len(), w.len(), y.len()), lengths(shape));
-    let empty = shape.rows == 0 || shape.cols == 0 || shape.out_ch == 0;
-    if empty || shape.out_ch % LANES != 0 || !avx512::correlate(shape, x, w, y) {
+    let ran = Isa::detect().is_some_and(|isa| correlate_on(isa, shape, x, w, y));
+    if !ran {
         correlate_scalar(shape, x, w, y);
     }
+}
+
+/// [`correlate`] with the vector kernel of `isa`; false (and `y` untouched) where the machine
+/// lacks it or the shape does not fit it (any channel counts: the kernel's lanes run along
+/// the output channels).
+fn correlate_on(isa: Isa, shape: &Correlation, x: &[f32], w: &[f32], y: &mut [f32]) -> bool {
+    debug_assert_eq!((x.len(), w.len(), y.len()), lengths(shape));
+    let empty = shape.rows == 0 || shape.cols == 0 || shape.out_ch == 0;
+    !empty
+        && shape.out_ch % isa.lanes() == 0
+        && isa.vectorize(vector::Tiles { shape, x, w, y }).is_some()
 }
 
 /// The plain loop: the same sums, in the same order per output element, for any float type.
@@ -113,50 +135,44 @@ fn lengths(shape: &Correlation) -> (usize, usize, usize) {
     (shape.input_len(), shape.weight_len(), shape.output_len())
 }
 
-/// The AVX-512 kernel, detected at run time (x86-64 only).
-#[cfg(target_arch = "x86_64")]
-mod avx512 {
-    use pulp::x86::V4;
-    use pulp::{f32x16, NullaryFnOnce};
+/// The vector kernel, generic over the instruction set ([`Isa`]).
+mod vector {
+    use pulp::{Simd, WithSimd};
 
-    use super::{Correlation, LANES};
-    use crate::ops::lanes::store;
+    use super::Correlation;
+    use crate::ops::lanes::{store, wide_register_file};
 
-    /// Runs the tiles (`shape.out_ch` a positive multiple of 16); false without AVX-512.
-    pub(super) fn correlate(shape: &Correlation, x: &[f32], w: &[f32], y: &mut [f32]) -> bool {
-        let Some(simd) = V4::try_new() else { return false };
-        simd.vectorize(Tiles { simd, shape, x, w, y });
-        true
+    /// The whole correlation, run inside `Isa::vectorize` so that it is compiled for the
+    /// instruction set (`shape.out_ch` a positive multiple of its lanes).
+    pub(super) struct Tiles<'a> {
+        pub shape: &'a Correlation,
+        pub x: &'a [f32],
+        pub w: &'a [f32],
+        pub y: &'a mut [f32],
     }
 
-    /// The vector kernel, run inside `V4::vectorize` so that it is compiled with AVX-512.
-    struct Tiles<'a> {
-        simd: V4,
-        shape: &'a Correlation,
-        x: &'a [f32],
-        w: &'a [f32],
-        y: &'a mut [f32],
-    }
-
-    impl NullaryFnOnce for Tiles<'_> {
+    impl WithSimd for Tiles<'_> {
         type Output = ();
 
         #[inline(always)]
-        fn call(self) {
-            let Tiles { simd, shape, x, w, y } = self;
+        fn with_simd<S: Simd>(self, simd: S) {
+            let Tiles { shape, x, w, y } = self;
+            let lanes = S::F32_LANES;
+            // Accumulators `NV · NP`, plus the `NV` weight vectors and the broadcast value,
+            // within the register file: on AVX-512 (32 registers) 6 positions x 4 vectors or
+            // 12 x 2 or 12 x 1, on AVX2 (16) 6 x 2 or 12 x 1.
+            let max_nv = if wide_register_file::<S>() { 4 } else { 2 };
             let mut ob = 0;
             while ob < shape.out_ch {
-                let left = shape.out_ch - ob;
-                let nv = if left >= 4 * LANES {
+                let left = (shape.out_ch - ob) / lanes;
+                let nv = if left >= 4 && max_nv >= 4 {
                     4
-                } else if left >= 2 * LANES {
+                } else if left >= 2 {
                     2
                 } else {
                     1
                 };
-                // 24 accumulators at most (of AVX-512's 32 registers; the rest hold the weights
-                // and the broadcast value).
-                let widest = if nv == 4 { 6 } else { 12 };
+                let widest = if nv == max_nv { 6 } else { 12 };
                 for i in 0..shape.rows {
                     let tiles = shape.cols.div_ceil(widest);
                     let mut j = 0;
@@ -187,16 +203,16 @@ mod avx512 {
                         j += np;
                     }
                 }
-                ob += nv * LANES;
+                ob += nv * lanes;
             }
         }
     }
 
     /// One register tile: positions `j .. j + NP` of output row `i`, output channels
-    /// `ob .. ob + NV * 16`.
+    /// `ob .. ob + NV · lanes`.
     #[derive(Clone, Copy)]
-    struct Tile<'a> {
-        simd: V4,
+    struct Tile<'a, S> {
+        simd: S,
         shape: &'a Correlation,
         x: &'a [f32],
         w: &'a [f32],
@@ -205,7 +221,7 @@ mod avx512 {
         ob: usize,
     }
 
-    impl Tile<'_> {
+    impl<S: Simd> Tile<'_, S> {
         #[inline(always)]
         fn run_narrow<const NP: usize>(self, nv: usize, y: &mut [f32]) {
             if nv == 2 {
@@ -218,36 +234,37 @@ mod avx512 {
         /// The tile's sums. The loop over input channels steps two pointers, checked once
         /// per tile by the asserts: with a slice per channel (and its bounds checks) the
         /// compiler kept one accumulator on the stack and shuffled the others between
-        /// registers every iteration (the SC CNN's conv2, one thread: 154-164 -> 150-152 µs per
-        /// image, alternating runs in one process).
+        /// registers every iteration (the SC CNN's conv2 on AVX-512, one thread: 154-164 ->
+        /// 150-152 µs per image, alternating runs in one process).
         #[inline(always)]
         fn run<const NP: usize, const NV: usize>(self, y: &mut [f32]) {
             let Tile { simd, shape, x, w, i, j, ob } = self;
+            let lanes = S::F32_LANES;
             let (pc, cout, row_len) = (shape.padded_cols(), shape.out_ch, shape.padded_row());
             let cin = shape.in_ch;
             let per_tap = cin * cout;
             // Rows `i .. i + kh` of the plane and columns `j .. j + kw - 1 + NP` of each padded
-            // line; all taps, lanes `ob .. ob + NV * 16` of each weight row.
+            // line; all taps, lanes `ob .. ob + NV · lanes` of each weight row.
             assert!((i + shape.kh) * row_len <= x.len() && j + shape.kw - 1 + NP <= pc);
-            assert!(shape.kh * shape.kw * per_tap <= w.len() && ob + NV * LANES <= cout);
-            let mut acc = [[simd.splat_f32x16(0.0); NV]; NP];
+            assert!(shape.kh * shape.kw * per_tap <= w.len() && ob + NV * lanes <= cout);
+            let mut acc = [[simd.splat_f32s(0.0); NV]; NP];
             for p in 0..shape.kh {
                 for q in 0..shape.kw {
                     // SAFETY: the asserts bound every read: input `(i + p) · row_len + c · pc
                     // + j + q + k` with `p < kh`, `c < cin`, `j + q + k < pc`; weight
-                    // `(p · kw + q) · per_tap + c · cout + ob + v · 16 + lane`, below
+                    // `(p · kw + q) · per_tap + c · cout + ob + v · lanes + lane`, below
                     // `(p · kw + q + 1) · per_tap`.
                     unsafe {
                         let mut xp = x.as_ptr().add((i + p) * row_len + j + q);
                         let mut wp = w.as_ptr().add((p * shape.kw + q) * per_tap + ob);
                         for _ in 0..cin {
-                            let wv: [f32x16; NV] = core::array::from_fn(|v| {
-                                (wp.add(v * LANES) as *const f32x16).read_unaligned()
+                            let wv: [S::f32s; NV] = core::array::from_fn(|v| {
+                                (wp.add(v * lanes) as *const S::f32s).read_unaligned()
                             });
                             for (k, acc) in acc.iter_mut().enumerate() {
-                                let b = simd.splat_f32x16(*xp.add(k));
+                                let b = simd.splat_f32s(*xp.add(k));
                                 for (a, &wv) in acc.iter_mut().zip(&wv) {
-                                    *a = simd.mul_add_f32x16(b, wv, *a);
+                                    *a = simd.mul_add_f32s(b, wv, *a);
                                 }
                             }
                             xp = xp.add(pc);
@@ -257,22 +274,12 @@ mod avx512 {
                 }
             }
             for (k, acc) in acc.iter().enumerate() {
-                let out = &mut y[(i * shape.cols + j + k) * cout + ob..][..NV * LANES];
-                for (dst, &a) in out.chunks_exact_mut(LANES).zip(acc) {
-                    store(dst, a);
+                let out = &mut y[(i * shape.cols + j + k) * cout + ob..][..NV * lanes];
+                for (dst, &a) in out.chunks_exact_mut(lanes).zip(acc) {
+                    store::<S>(dst, a);
                 }
             }
         }
-    }
-}
-
-/// No vector kernel off x86-64: [`correlate`] takes the plain loop.
-#[cfg(not(target_arch = "x86_64"))]
-mod avx512 {
-    use super::Correlation;
-
-    pub(super) fn correlate(_: &Correlation, _: &[f32], _: &[f32], _: &mut [f32]) -> bool {
-        false
     }
 }
 
@@ -318,14 +325,16 @@ mod tests {
     #[test]
     fn both_kernels_equal_the_float64_definition() {
         let mut rng = ChaCha8Rng::seed_from_u64(7);
-        // Channel counts that take every tile shape (64, 32, 16 and their mixtures) and one
-        // that only the plain loop takes; position counts that leave partial tiles.
+        // Channel counts that take every tile shape (64, 32, 16 and their mixtures), one that
+        // only AVX2's 8 lanes take (24) and one that only the plain loop takes; position
+        // counts that leave partial tiles.
         let shapes = [
             (14, 14, 5, 5, 32, 64),
             (3, 5, 3, 3, 7, 112),
             (1, 13, 1, 3, 16, 48),
             (5, 1, 2, 1, 3, 16),
             (4, 4, 3, 3, 5, 10),
+            (2, 9, 3, 2, 4, 24),
         ];
         for (rows, cols, kh, kw, in_ch, out_ch) in shapes {
             let shape = Correlation { rows, cols, kh, kw, in_ch, out_ch };
@@ -336,8 +345,15 @@ mod tests {
             correlate(&shape, &x, &w, &mut fast);
             let mut plain = vec![f32::NAN; shape.output_len()];
             correlate_scalar(&shape, &x, &w, &mut plain);
-            // Both sum each output in the same order with fused multiply-adds.
+            // All sum each output in the same order with fused multiply-adds: every
+            // instruction set this machine runs, not only the widest.
             assert_eq!(bits(&fast), bits(&plain), "{shape:?}");
+            for isa in Isa::ALL {
+                let mut y = vec![f32::NAN; shape.output_len()];
+                if correlate_on(isa, &shape, &x, &w, &mut y) {
+                    assert_eq!(bits(&y), bits(&plain), "{isa:?} {shape:?}");
+                }
+            }
             let bound = 1e-5 * (shape.kh * shape.kw * in_ch) as f64;
             for (got, name) in [(&fast, "correlate"), (&plain, "correlate_scalar")] {
                 for (idx, (&g, &e)) in got.iter().zip(&want).enumerate() {
@@ -358,11 +374,13 @@ mod tests {
         let w = random(shape.weight_len(), &mut rng);
         // Padded position (0, 0) of channel 0 is read by output (0, 0) alone.
         x[0] = f32::NAN;
-        let mut y = vec![0.0f32; shape.output_len()];
-        correlate(&shape, &x, &w, &mut y);
-        for (pix, out) in y.chunks_exact(shape.out_ch).enumerate() {
-            assert_eq!(out.iter().all(|v| v.is_nan()), pix == 0, "position {pix}");
-            assert!(pix == 0 || out.iter().all(|v| v.is_finite()), "position {pix}");
+        for isa in Isa::ALL.into_iter().filter(|isa| isa.available()) {
+            let mut y = vec![0.0f32; shape.output_len()];
+            assert!(correlate_on(isa, &shape, &x, &w, &mut y), "{isa:?}");
+            for (pix, out) in y.chunks_exact(shape.out_ch).enumerate() {
+                assert_eq!(out.iter().all(|v| v.is_nan()), pix == 0, "{isa:?} position {pix}");
+                assert!(pix == 0 || out.iter().all(|v| v.is_finite()), "{isa:?} position {pix}");
+            }
         }
     }
 }

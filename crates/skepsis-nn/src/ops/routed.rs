@@ -15,8 +15,9 @@
 //! a multiple of 16 with zeros), one output position at a time: for each kernel row `p` the
 //! patch row `x̄[i·sh + p, j·sw .. j·sw + kw, ..]` is `kw · channels` contiguous values, and
 //! the weight is stored the same way (`[kh, O, kw · channels]`), so every routed gradient adds
-//! one scaled, contiguous weight row to one contiguous patch row. On AVX-512 the patch row is
-//! held in up to 16 vector registers while the routed gradients of its position stream past.
+//! one scaled, contiguous weight row to one contiguous patch row. The patch row is held in
+//! vector registers (blocks of up to 16 vectors on AVX-512, 12 on AVX2) while the routed
+//! gradients of its position stream past.
 //!
 //! The pool files its gradients channel by channel ([`Routes::route`], a few instructions per
 //! window); [`Routes::finish`] then groups them by position (a counting sort) for the scatter.
@@ -27,7 +28,7 @@
 
 use rayon::prelude::*;
 
-use super::lanes::{avx512_available, LANES};
+use super::lanes::{Isa, LANES};
 use super::Element;
 
 /// The geometry of one image's scatter.
@@ -84,10 +85,10 @@ impl Scatter {
     }
 
     /// Whether [`scatter`] runs a vector kernel for this shape on this machine and that beats
-    /// the dense VJP: f32 on AVX-512, at least 16 input channels (the vector runs along them;
-    /// fewer would leave most lanes padding).
+    /// the dense VJP: f32 on AVX-512 or AVX2, at least 16 input channels (the vector runs
+    /// along them; fewer would leave most lanes padding).
     pub fn pays_off(&self) -> bool {
-        self.in_ch >= LANES && self.fits_u32() && avx512_available()
+        self.in_ch >= LANES && self.fits_u32() && Isa::detect().is_some()
     }
 }
 
@@ -266,10 +267,17 @@ impl<T: Element> Routes<T> {
 /// Adds the scatter of `routes` with the weight rows `w` ([`weight_rows`]) to the padded plane
 /// `dx` (`[plane_rows, plane_cols, channels]`).
 pub(crate) fn scatter(shape: &Scatter, routes: &Routes<f32>, w: &[f32], dx: &mut [f32]) {
-    debug_assert_eq!((w.len(), dx.len()), (shape.weight_len(), shape.plane_len()));
-    if !avx512::scatter(shape, routes, w, dx) {
+    let ran = Isa::detect().is_some_and(|isa| scatter_on(isa, shape, routes, w, dx));
+    if !ran {
         scatter_scalar(shape, routes, w, dx);
     }
+}
+
+/// [`scatter`] with the vector kernel of `isa`; false (and `dx` untouched) where the machine
+/// lacks it.
+fn scatter_on(isa: Isa, shape: &Scatter, routes: &Routes<f32>, w: &[f32], dx: &mut [f32]) -> bool {
+    debug_assert_eq!((w.len(), dx.len()), (shape.weight_len(), shape.plane_len()));
+    isa.vectorize(vector::Rows { shape, routes, w, dx }).is_some()
 }
 
 /// The plain loop of [`scatter`]: for every kernel row, group and routed gradient (in that
@@ -301,59 +309,49 @@ fn patch_row(shape: &Scatter, pos: usize, p: usize) -> usize {
     ((i * shape.sh + p) * shape.plane_cols + j * shape.sw) * shape.channels()
 }
 
-/// The AVX-512 kernel, detected at run time (x86-64 only).
-#[cfg(target_arch = "x86_64")]
-mod avx512 {
-    use pulp::x86::V4;
-    use pulp::{f32x16, NullaryFnOnce};
+/// The vector kernel, generic over the instruction set ([`Isa`]).
+mod vector {
+    use pulp::{Simd, WithSimd};
 
-    use super::{patch_row, Routes, Scatter, LANES};
-    use crate::ops::lanes::{load, store};
+    use super::{patch_row, Routes, Scatter};
+    use crate::ops::lanes::{load, store, wide_register_file};
 
-    /// Runs the kernel; false without AVX-512.
-    pub(super) fn scatter(
-        shape: &Scatter,
-        routes: &Routes<f32>,
-        w: &[f32],
-        dx: &mut [f32],
-    ) -> bool {
-        let Some(simd) = V4::try_new() else { return false };
-        simd.vectorize(Rows { simd, shape, routes, w, dx });
-        true
+    /// The whole scatter, run inside `Isa::vectorize` so that it is compiled for the
+    /// instruction set.
+    pub(super) struct Rows<'a> {
+        pub shape: &'a Scatter,
+        pub routes: &'a Routes<f32>,
+        pub w: &'a [f32],
+        pub dx: &'a mut [f32],
     }
 
-    /// The vector kernel, run inside `V4::vectorize` so that it is compiled with AVX-512.
-    struct Rows<'a> {
-        simd: V4,
-        shape: &'a Scatter,
-        routes: &'a Routes<f32>,
-        w: &'a [f32],
-        dx: &'a mut [f32],
-    }
-
-    impl NullaryFnOnce for Rows<'_> {
+    impl WithSimd for Rows<'_> {
         type Output = ();
 
         #[inline(always)]
-        fn call(self) {
-            let Rows { simd, shape, routes, w, dx } = self;
+        fn with_simd<S: Simd>(self, simd: S) {
+            let Rows { shape, routes, w, dx } = self;
             let seg = shape.segment();
+            let vectors = seg / S::F32_LANES;
+            // The row in blocks of nearly equal size, each held in registers while the group's
+            // gradients stream past: at most 16 vectors on AVX-512 (32 registers), 12 on AVX2
+            // (16 registers; the broadcast gradient and the weight vector take two more). As
+            // few blocks as fit: every accumulator then takes one multiply-add per gradient,
+            // and the FMA latency is hidden only with 8 or more of them.
+            let widest = if wide_register_file::<S>() { 16 } else { 12 };
+            let blocks = vectors.div_ceil(widest).max(1);
             // Kernel rows outermost: the weight rows of one kernel row (64 channels x 160
             // values for conv2, 40 KB) stay in L1 while every group of the image uses them.
             for p in 0..shape.kh {
                 for (pos, channels, values) in routes.groups() {
                     let row = &mut dx[patch_row(shape, pos, p)..][..seg];
                     let block = Block { simd, shape, channels, values, w, p };
-                    // The row in blocks of at most 16 vectors, each held in registers while
-                    // the group's gradients stream past. One block per row where it fits:
-                    // every accumulator then takes one multiply-add per gradient, and the
-                    // FMA latency is hidden only with 8 or more of them.
                     let mut at = 0;
-                    while seg - at > 16 * LANES {
-                        block.run::<16>(row, at);
-                        at += 16 * LANES;
+                    for b in 0..blocks {
+                        let nv = vectors / blocks + usize::from(b < vectors % blocks);
+                        block.run_tail(row, at, nv);
+                        at += nv * S::F32_LANES;
                     }
-                    block.run_tail(row, at, (seg - at) / LANES);
                 }
             }
         }
@@ -361,8 +359,8 @@ mod avx512 {
 
     /// The routed gradients of one group and one kernel row.
     #[derive(Clone, Copy)]
-    struct Block<'a> {
-        simd: V4,
+    struct Block<'a, S> {
+        simd: S,
         shape: &'a Scatter,
         channels: &'a [u32],
         values: &'a [f32],
@@ -370,7 +368,7 @@ mod avx512 {
         p: usize,
     }
 
-    impl Block<'_> {
+    impl<S: Simd> Block<'_, S> {
         /// [`Block::run`] for `nv` (1 to 16) vectors.
         #[inline(always)]
         fn run_tail(self, row: &mut [f32], at: usize, nv: usize) {
@@ -395,34 +393,24 @@ mod avx512 {
             }
         }
 
-        /// Adds `Σ v · w[o, p, at .. at + NV·16]` to `row[at .. at + NV·16]`.
+        /// Adds `Σ v · w[o, p, at .. at + NV·lanes]` to `row[at .. at + NV·lanes]`.
         #[inline(always)]
         fn run<const NV: usize>(self, row: &mut [f32], at: usize) {
             let Block { simd, shape, channels, values, w, p } = self;
-            let seg = shape.segment();
-            let out = &mut row[at..][..NV * LANES];
-            let mut acc: [f32x16; NV] = core::array::from_fn(|v| load(&out[v * LANES..]));
+            let (seg, lanes) = (shape.segment(), S::F32_LANES);
+            let out = &mut row[at..][..NV * lanes];
+            let mut acc: [S::f32s; NV] = core::array::from_fn(|v| load::<S>(&out[v * lanes..]));
             for (&o, &v) in channels.iter().zip(values) {
-                let wrow = &w[(p * shape.out_ch + o as usize) * seg + at..][..NV * LANES];
-                let b = simd.splat_f32x16(v);
+                let wrow = &w[(p * shape.out_ch + o as usize) * seg + at..][..NV * lanes];
+                let b = simd.splat_f32s(v);
                 for k in 0..NV {
-                    acc[k] = simd.mul_add_f32x16(b, load(&wrow[k * LANES..]), acc[k]);
+                    acc[k] = simd.mul_add_f32s(b, load::<S>(&wrow[k * lanes..]), acc[k]);
                 }
             }
-            for (dst, a) in out.chunks_exact_mut(LANES).zip(acc) {
-                store(dst, a);
+            for (dst, a) in out.chunks_exact_mut(lanes).zip(acc) {
+                store::<S>(dst, a);
             }
         }
-    }
-}
-
-/// No vector kernel off x86-64: [`scatter`] takes the plain loop.
-#[cfg(not(target_arch = "x86_64"))]
-mod avx512 {
-    use super::{Routes, Scatter};
-
-    pub(super) fn scatter(_: &Scatter, _: &Routes<f32>, _: &[f32], _: &mut [f32]) -> bool {
-        false
     }
 }
 
@@ -532,9 +520,10 @@ mod tests {
     #[test]
     fn both_kernels_equal_the_float64_definition() {
         let mut rng = ChaCha8Rng::seed_from_u64(11);
-        // (rows, cols, kh, kw, sh, sw, in_ch, out_ch): the SC CNN's conv2 (10 vectors per
-        // patch row: blocks of 8 and 2), a row of 16 + 8 + 4 + 2 + 1 vectors (kw 31, 16
-        // channels), stride 2, and channel counts padded to 16 (3 -> 16, 20 -> 32).
+        // (rows, cols, kh, kw, sh, sw, in_ch, out_ch): the SC CNN's conv2 (160 values per
+        // patch row: one block on AVX-512, two on AVX2), a row of 496 values (kw 31, 16
+        // channels: blocks of 16 + 15 vectors on AVX-512, of 10 or 11 on AVX2), stride 2, and channel
+        // counts padded to 16 (3 -> 16, 20 -> 32).
         let shapes = [
             (14, 14, 5, 5, 1, 1, 32, 64),
             (2, 3, 1, 31, 1, 1, 16, 5),
@@ -565,8 +554,15 @@ mod tests {
             scatter(&shape, &routes, wr, &mut fast);
             let mut plain = start.clone();
             scatter_scalar(&shape, &routes, wr, &mut plain);
-            // Both add each element's terms in the same order with fused multiply-adds.
+            // All add each element's terms in the same order with fused multiply-adds: every
+            // instruction set this machine runs, not only the widest.
             assert_eq!(bits(&fast), bits(&plain), "{shape:?}");
+            for isa in Isa::ALL {
+                let mut dx = start.clone();
+                if scatter_on(isa, &shape, &routes, wr, &mut dx) {
+                    assert_eq!(bits(&dx), bits(&plain), "{isa:?} {shape:?}");
+                }
+            }
             let want = reference(&shape, &pushed, &w);
             let bound = 1e-5 * (out_ch * kh * kw) as f64;
             for (idx, ((&got, &s), &e)) in fast.iter().zip(&start).zip(&want).enumerate() {
