@@ -10,7 +10,7 @@
 
 pub mod conv;
 mod direct;
-mod lanes;
+pub(crate) mod lanes;
 pub mod linear;
 mod matmul;
 pub mod pointwise;
