@@ -29,11 +29,11 @@
 //! otherwise, so its result never depends on the machine beyond rounding.
 
 use super::lanes::Isa;
+use super::Element;
 
 /// Input channels below which the vector kernel does not pay: the loop over them is the only
 /// long one per tap.
 const MIN_IN_CHANNELS: usize = 16;
-use super::Element;
 
 /// The shape of one correlation (one image).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
