@@ -150,9 +150,12 @@ impl TruncatedNormals {
     fn vector_block(&mut self, isa: Isa, t: &Tables, kept: &mut [f64; KEPT]) -> Option<usize> {
         #[cfg(target_arch = "x86_64")]
         {
+            let (state, wedge) = (&mut self.state, &mut self.wedge);
             match isa {
-                Isa::Avx512 => avx512::block(&mut self.state, &mut self.wedge, t, kept),
-                Isa::Avx2 => avx2::block(&mut self.state, &mut self.wedge, t, kept),
+                Isa::Avx512 => pulp::x86::V4::try_new()
+                    .map(|simd| simd.vectorize(Candidates { simd, state, wedge, tables: t, kept })),
+                Isa::Avx2 => pulp::x86::V3::try_new()
+                    .map(|simd| simd.vectorize(Candidates { simd, state, wedge, tables: t, kept })),
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -189,42 +192,67 @@ fn in_wedge(wedge: &mut Xoshiro256PlusPlus, t: &Tables, i: usize, x: f64) -> boo
     t.f[i + 1] + (t.f[i] - t.f[i + 1]) * u < density(x)
 }
 
+/// The operands of one vector block ([`TruncatedNormals::block`]), for the instruction set `S`
+/// (`pulp`'s `V4` or `V3`: each has its `NullaryFnOnce` below).
+#[cfg(target_arch = "x86_64")]
+struct Candidates<'a, S> {
+    simd: S,
+    /// `state[w][k]`: word `w` of lane `k`'s generator.
+    state: &'a mut [[u64; LANES]; 4],
+    wedge: &'a mut Xoshiro256PlusPlus,
+    tables: &'a Tables,
+    kept: &'a mut [f64; KEPT],
+}
+
+/// One step's eight candidates, as the vector paths leave them where a wedge test is due:
+/// values, bits, and the masks of the lanes kept outright and of those to test.
+#[cfg(target_arch = "x86_64")]
+struct Lanes {
+    x: [f64; LANES],
+    bits: [u64; LANES],
+    keep: u8,
+    wedged: u8,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Lanes {
+    /// Files the kept candidates at `kept[m..]`, lane by lane, making the wedge tests in lane
+    /// order (as [`TruncatedNormals::block_by_lane`] does); returns the new count.
+    #[inline(always)]
+    fn file(
+        &self,
+        wedge: &mut Xoshiro256PlusPlus,
+        t: &Tables,
+        kept: &mut [f64],
+        m: usize,
+    ) -> usize {
+        let mut m = m;
+        for k in 0..LANES {
+            let lane = |mask: u8| mask >> k & 1 == 1;
+            let keep = lane(self.keep)
+                || (lane(self.wedged) && in_wedge(wedge, t, layer_of(self.bits[k]), self.x[k]));
+            kept[m] = self.x[k];
+            m += usize::from(keep);
+        }
+        m
+    }
+}
+
 /// The candidates as AVX-512 vectors, detected at run time (x86-64 only).
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use core::arch::x86_64::{__m512d, __m512i, _CMP_LE_OQ, _CMP_LT_OQ};
     use pulp::x86::V4;
     use pulp::NullaryFnOnce;
-    use rand_xoshiro::Xoshiro256PlusPlus;
 
-    use super::{in_wedge, layer_of, Tables, BLOCK, KEPT, LANES};
+    use super::{Candidates, Lanes, BLOCK, LANES};
 
-    /// [`TruncatedNormals::block`](super::TruncatedNormals) on the generators `state`
-    /// (`state[w][k]`: word `w` of lane `k`); `None` without AVX-512.
-    pub(super) fn block(
-        state: &mut [[u64; LANES]; 4],
-        wedge: &mut Xoshiro256PlusPlus,
-        tables: &Tables,
-        kept: &mut [f64; KEPT],
-    ) -> Option<usize> {
-        let simd = V4::try_new()?;
-        Some(simd.vectorize(Block { simd, state, wedge, tables, kept }))
-    }
-
-    struct Block<'a> {
-        simd: V4,
-        state: &'a mut [[u64; LANES]; 4],
-        wedge: &'a mut Xoshiro256PlusPlus,
-        tables: &'a Tables,
-        kept: &'a mut [f64; KEPT],
-    }
-
-    impl NullaryFnOnce for Block<'_> {
+    impl NullaryFnOnce for Candidates<'_, V4> {
         type Output = usize;
 
         #[inline(always)]
         fn call(self) -> usize {
-            let Block { simd, state, wedge, tables, kept } = self;
+            let Candidates { simd, state, wedge, tables, kept } = self;
             let f = simd.avx512f;
             let [mut s0, mut s1, mut s2, mut s3] = state.map(pulp::cast::<_, __m512i>);
             let (low8, exponent) = (f._mm512_set1_epi64(0xff), f._mm512_set1_epi64(0x4000 << 48));
@@ -270,14 +298,8 @@ mod avx512 {
                     kept[m..m + LANES].copy_from_slice(&pulp::cast::<_, [f64; LANES]>(packed));
                     m += keep.count_ones() as usize;
                 } else {
-                    let (x, bits): ([f64; LANES], [u64; LANES]) = (pulp::cast(x), pulp::cast(bits));
-                    for k in 0..LANES {
-                        let lane = |mask: u8| mask >> k & 1 == 1;
-                        let keep = lane(keep)
-                            || (lane(wedged) && in_wedge(wedge, tables, layer_of(bits[k]), x[k]));
-                        kept[m] = x[k];
-                        m += usize::from(keep);
-                    }
+                    let lanes = Lanes { x: pulp::cast(x), bits: pulp::cast(bits), keep, wedged };
+                    m = lanes.file(wedge, tables, kept, m);
                 }
             }
             *state = [s0, s1, s2, s3].map(pulp::cast::<__m512i, [u64; LANES]>);
@@ -294,9 +316,8 @@ mod avx2 {
     use core::arch::x86_64::{__m256d, __m256i, _CMP_LE_OQ, _CMP_LT_OQ};
     use pulp::x86::V3;
     use pulp::NullaryFnOnce;
-    use rand_xoshiro::Xoshiro256PlusPlus;
 
-    use super::{in_wedge, layer_of, Tables, BLOCK, KEPT, LANES};
+    use super::{Candidates, Lanes, BLOCK, LANES};
 
     /// For each mask of four f64 lanes, the f32 indices that move the lanes it keeps to the
     /// front, in order (`_mm256_permutevar8x32_ps` then stores four values at once).
@@ -318,32 +339,12 @@ mod avx2 {
         table
     };
 
-    /// [`TruncatedNormals::block`](super::TruncatedNormals) on the generators `state`
-    /// (`state[w][k]`: word `w` of lane `k`); `None` without AVX2 and FMA.
-    pub(super) fn block(
-        state: &mut [[u64; LANES]; 4],
-        wedge: &mut Xoshiro256PlusPlus,
-        tables: &Tables,
-        kept: &mut [f64; KEPT],
-    ) -> Option<usize> {
-        let simd = V3::try_new()?;
-        Some(simd.vectorize(Block { simd, state, wedge, tables, kept }))
-    }
-
-    struct Block<'a> {
-        simd: V3,
-        state: &'a mut [[u64; LANES]; 4],
-        wedge: &'a mut Xoshiro256PlusPlus,
-        tables: &'a Tables,
-        kept: &'a mut [f64; KEPT],
-    }
-
-    impl NullaryFnOnce for Block<'_> {
+    impl NullaryFnOnce for Candidates<'_, V3> {
         type Output = usize;
 
         #[inline(always)]
         fn call(self) -> usize {
-            let Block { simd, state, wedge, tables, kept } = self;
+            let Candidates { simd, state, wedge, tables, kept } = self;
             let (a, a2) = (simd.avx, simd.avx2);
             // Xoshiro256++'s two rotations, as shifts (AVX2 has no 64-bit rotation).
             let rol23 = |x| {
@@ -408,15 +409,8 @@ mod avx2 {
                         m += mask.count_ones() as usize;
                     }
                 } else {
-                    let x: [f64; LANES] = pulp::cast(x);
-                    let bits: [u64; LANES] = pulp::cast(bits);
-                    for k in 0..LANES {
-                        let lane = |mask: u8| mask >> k & 1 == 1;
-                        let keep = lane(keep)
-                            || (lane(wedged) && in_wedge(wedge, tables, layer_of(bits[k]), x[k]));
-                        kept[m] = x[k];
-                        m += usize::from(keep);
-                    }
+                    let lanes = Lanes { x: pulp::cast(x), bits: pulp::cast(bits), keep, wedged };
+                    m = lanes.file(wedge, tables, kept, m);
                 }
             }
             *state = s.map(pulp::cast::<[__m256i; 2], [u64; LANES]>);
