@@ -522,8 +522,8 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(11);
         // (rows, cols, kh, kw, sh, sw, in_ch, out_ch): the SC CNN's conv2 (160 values per
         // patch row: one block on AVX-512, two on AVX2), a row of 496 values (kw 31, 16
-        // channels: blocks of 16 + 15 vectors on AVX-512, of 10 or 11 on AVX2), stride 2, and channel
-        // counts padded to 16 (3 -> 16, 20 -> 32).
+        // channels: blocks of 16 + 15 vectors on AVX-512, of 10 or 11 on AVX2), stride 2, and
+        // channel counts padded to 16 (3 -> 16, 20 -> 32).
         let shapes = [
             (14, 14, 5, 5, 1, 1, 32, 64),
             (2, 3, 1, 31, 1, 1, 16, 5),
